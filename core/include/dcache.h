@@ -1,0 +1,657 @@
+/* dcache.h - libdcache: a disk cache directory-compatible with Python DiskCache
+ * SPDX-License-Identifier: MIT
+ *
+ * This header is the whole contract of libdcache.  Anything not declared
+ * here is private.
+ *
+ * A cache directory written by libdcache is a Python DiskCache 5.x
+ * directory: a plain Cache (cache.db at the top, value files in ab/cd/...)
+ * or a FanoutCache (shards 000/, 001/, ... each a plain Cache).  Python
+ * DiskCache and libdcache may open one directory at the same time and see
+ * each other's data.
+ *
+ * Conventions
+ *  - Functions return int: 0 on success, a negative DC_* code for library
+ *    conditions, or a positive errno passed through from the OS.
+ *    dc_strerror() describes both.  A cache miss (DC_NOTFOUND) is a
+ *    result, not a failure: it is never logged.
+ *  - Pointers passed in are borrowed for the duration of the call; what
+ *    the library keeps, it copies.  Results are written into caller-owned
+ *    storage (struct dc_buf, struct dc_item) so that a hot loop allocates
+ *    nothing once its buffer has grown.
+ *  - Threads: a dc_cache handle may be used by any number of threads at
+ *    once, except where a function says otherwise.  Several handles and
+ *    several processes may open one directory.  After fork() the child may
+ *    keep using a handle it inherited: it opens fresh SQLite connections
+ *    and never touches the parent's.
+ *  - The library never prints and never aborts; messages go to the log
+ *    callback given in struct dc_options.
+ */
+#ifndef DCACHE_H
+#define DCACHE_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DC_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+/* ------------------------------------------------------------------ */
+
+enum {
+	DC_OK = 0,
+	/* Key missing or expired, queue empty, cache empty, iterator done. */
+	DC_NOTFOUND = -30800,
+	/* The database stayed locked for the handle's timeout (Python's
+	 * Timeout).  Only the start of a write transaction reports it. */
+	DC_TIMEOUT = -30801,
+	/* A bad argument: malformed key, invalid UTF-8 in a text value,
+	 * unknown setting value, wrong flag combination. */
+	DC_INVAL = -30802,
+	/* add(): the key exists and is alive.  Also an adopted file that
+	 * already is a value file. */
+	DC_EXISTS = -30803,
+	/* incr()/decr(): the result does not fit in int64; nothing changed. */
+	DC_OVERFLOW = -30804,
+	/* The stored value's type does not allow the operation (incr of a
+	 * text value, for example). */
+	DC_TYPE = -30805,
+	/* The database or the directory is malformed: unexpected schema, a
+	 * row that cannot be decoded, a value file of the wrong size. */
+	DC_CORRUPT = -30806,
+	/* A filename column points outside the cache directory (absolute,
+	 * "..", or through a symlink).  The file is never opened. */
+	DC_UNSAFE = -30807,
+	/* The directory's layout does not match what was asked for (for
+	 * example a shard count that differs from the existing shards). */
+	DC_LAYOUT = -30808,
+	/* Any other SQLite error; the log callback receives SQLite's text. */
+	DC_SQLITE = -30809,
+};
+
+/* dc_strerror - describe a return code of this library.
+ * @err: a DC_* code, or a positive errno.
+ * Returns a static string; never NULL.  Any thread. */
+const char *dc_strerror(int err);
+
+/* dc_version - the library version, DC_VERSION, and SQLite's.
+ * Returns a static string such as "libdcache 0.1.0 (SQLite 3.40.1)". */
+const char *dc_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Values, keys and tags                                              */
+/* ------------------------------------------------------------------ */
+
+/* The native types, stored exactly as Python DiskCache stores them:
+ *   INT    int64          RAW INTEGER column
+ *   FLOAT  double         RAW REAL column (a NaN value reads back as NONE)
+ *   TEXT   UTF-8 text     RAW TEXT column, or a MODE_TEXT value file when
+ *                         it has disk_min_file_size code points or more
+ *   BYTES  byte string    RAW BLOB column, or a MODE_BINARY value file
+ *   PICKLE pickle bytes   MODE_PICKLE (inline or file); written by Python
+ *                         for every other type and never interpreted here
+ * NONE means "no value": a NULL tag, a NULL column. */
+enum dc_type {
+	DC_TYPE_NONE = 0,
+	DC_TYPE_INT = 1,
+	DC_TYPE_FLOAT = 2,
+	DC_TYPE_TEXT = 3,
+	DC_TYPE_BYTES = 4,
+	DC_TYPE_PICKLE = 5,
+};
+
+/* dc_type_name - "none", "int", "float", "str", "bytes" or "pickle"
+ * (DiskCache's Python names), or NULL for an unknown value. */
+const char *dc_type_name(enum dc_type type);
+
+/* dc_type_parse - the inverse of dc_type_name; also accepts "text".
+ * Returns 0 and sets *type, or DC_INVAL. */
+int dc_type_parse(const char *name, enum dc_type *type);
+
+/* A key, a value or a tag.  As an input its data is borrowed for the
+ * call.  As an output its data points into the dc_buf given with it and
+ * stays valid until that buffer is next used or released.
+ * Text need not be NUL-terminated (len counts bytes); output text and
+ * bytes are always followed by a NUL byte that len does not count. */
+struct dc_value {
+	enum dc_type type;
+	int64_t i;        /* DC_TYPE_INT */
+	double f;         /* DC_TYPE_FLOAT */
+	const void *data; /* DC_TYPE_TEXT, DC_TYPE_BYTES, DC_TYPE_PICKLE */
+	size_t len;
+};
+
+static inline struct dc_value dc_int(int64_t i)
+{
+	struct dc_value v = { DC_TYPE_INT, i, 0.0, NULL, 0 };
+	return v;
+}
+
+static inline struct dc_value dc_float(double f)
+{
+	struct dc_value v = { DC_TYPE_FLOAT, 0, f, NULL, 0 };
+	return v;
+}
+
+/* dc_text - a text value from a NUL-terminated UTF-8 string. */
+static inline struct dc_value dc_text(const char *s)
+{
+	struct dc_value v = { DC_TYPE_TEXT, 0, 0.0, s, strlen(s) };
+	return v;
+}
+
+static inline struct dc_value dc_textn(const char *s, size_t len)
+{
+	struct dc_value v = { DC_TYPE_TEXT, 0, 0.0, s, len };
+	return v;
+}
+
+static inline struct dc_value dc_bytes(const void *p, size_t len)
+{
+	struct dc_value v = { DC_TYPE_BYTES, 0, 0.0, p, len };
+	return v;
+}
+
+static inline struct dc_value dc_pickle(const void *p, size_t len)
+{
+	struct dc_value v = { DC_TYPE_PICKLE, 0, 0.0, p, len };
+	return v;
+}
+
+/* A caller-owned, growable buffer that results are written into.
+ * Initialise with dc_buf_init() (or DC_BUF_INIT), reuse it across calls,
+ * free it with dc_buf_release().  The library grows it with realloc. */
+struct dc_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+#define DC_BUF_INIT                                                            \
+	{                                                                      \
+		NULL, 0, 0                                                     \
+	}
+
+void dc_buf_init(struct dc_buf *buf);
+/* dc_buf_release - free the buffer's memory and re-initialise it.
+ * Accepts NULL. */
+void dc_buf_release(struct dc_buf *buf);
+
+/* "No expiry": pass as @expire to writes; reported as expire_time.
+ * (NaN is what SQLite turns into NULL, exactly as Python's expire=None.) */
+#define DC_NO_EXPIRE ((double)NAN)
+
+/* What a read reports about a key.  Filled by dc_cache_get, _pop, _pull,
+ * _peek, _peekitem and dc_iter_next.  Strings point into the dc_buf passed
+ * with the call. */
+struct dc_item {
+	struct dc_value key;   /* pull, peek, peekitem, iteration only */
+	struct dc_value value; /* type NONE with DC_NOVALUE or DC_FD */
+	struct dc_value tag;   /* type NONE: no tag */
+	double expire_time;    /* absolute Unix time; NaN (isnan) if none */
+	double store_time;
+	double access_time;
+	int64_t access_count;
+	/* Length of the value in bytes: the file's length for file-backed
+	 * values, the length of text/bytes/pickle data, 0 for int/float. */
+	uint64_t size;
+	int file_backed; /* 1 if the value lives in a value file */
+	/* With DC_FD and a file-backed value: a read-only descriptor of the
+	 * value file (O_CLOEXEC), owned by the caller, who closes it.  It
+	 * keeps reading the same bytes if the key is replaced or deleted.
+	 * Otherwise -1. */
+	int fd;
+};
+
+/* ------------------------------------------------------------------ */
+/* Opening                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct dc_cache dc_cache;
+
+enum dc_log_level {
+	DC_LOG_ERROR = 3,
+	DC_LOG_WARNING = 4,
+	DC_LOG_INFO = 6,
+	DC_LOG_DEBUG = 7,
+};
+
+/* A log callback.  Called from whatever thread hit the condition; it must
+ * be thread-safe.  @msg is borrowed for the call. */
+typedef void (*dc_log_fn)(void *arg, enum dc_log_level level, const char *msg);
+
+/* A setting passed at open: overrides what the database holds and is
+ * written back for every later opener, as DiskCache does. */
+struct dc_setting {
+	const char *name; /* e.g. "size_limit", "eviction_policy" */
+	struct dc_value value;
+};
+
+/* How to open.  Zero-initialise, then set what you need; a NULL
+ * struct dc_options means all defaults. */
+struct dc_options {
+	/* 0: detect.  An existing directory is opened as it is: cache.db
+	 *    at the top is a plain Cache; shard directories 000/ ... make a
+	 *    FanoutCache of that many shards.  A new or empty directory
+	 *    becomes a plain Cache.
+	 * 1 or more: a FanoutCache of exactly this many shards; an existing
+	 *    directory with another layout fails with DC_LAYOUT.
+	 * DC_SHARDS_PLAIN: a plain Cache; an existing FanoutCache fails with
+	 *    DC_LAYOUT. */
+	int shards;
+	/* Busy timeout in seconds; 0 means DiskCache's default (60 for a
+	 * plain Cache, 0.010 for FanoutCache shards). */
+	double timeout;
+	/* Mode of directories the library creates; 0 means 0700.  Value
+	 * files are created with the same mode less the execute bits. */
+	unsigned dir_mode;
+	/* Settings to apply at open (see the settings section). */
+	const struct dc_setting *settings;
+	size_t nsettings;
+	dc_log_fn log;
+	void *log_arg;
+};
+
+#define DC_SHARDS_PLAIN (-1)
+
+/* dc_cache_open - open or create a cache directory.
+ * @dir: path of the directory (borrowed; created with its parents if
+ *       missing).
+ * @opts: options, or NULL for defaults (borrowed).
+ * @out: receives the handle, to be closed with dc_cache_close().
+ * Returns 0, DC_LAYOUT, DC_INVAL (bad setting name or value), DC_CORRUPT
+ * (not a DiskCache database), DC_TIMEOUT, DC_SQLITE, or an errno (EACCES,
+ * ENOTDIR, ENOSPC ...).  On error *out is NULL. */
+int dc_cache_open(const char *dir, const struct dc_options *opts,
+		  dc_cache **out);
+
+/* dc_cache_close - close every connection of the handle and free it.
+ * Accepts NULL.  No other thread may be using the handle.  An open
+ * transaction is rolled back. */
+void dc_cache_close(dc_cache *cache);
+
+/* FanoutCache sub-collections, each an independent plain Cache below the
+ * FanoutCache directory, at exactly the paths Python uses. */
+enum dc_sub {
+	DC_SUB_CACHE = 0, /* DIR/cache/NAME (timeout 60 s) */
+	DC_SUB_DEQUE = 1, /* DIR/deque/NAME (eviction_policy "none") */
+	DC_SUB_INDEX = 2, /* DIR/index/NAME (eviction_policy "none") */
+};
+
+/* dc_cache_open_sub - open FanoutCache.cache(name), .deque(name) or
+ * .index(name).
+ * @parent: an open handle (plain or fanout; the path is relative to its
+ *          directory).
+ * @name: '/'-separated name; each part becomes a directory.  Empty parts,
+ *        "." and ".." are DC_INVAL.
+ * @opts: as for dc_cache_open; shards must be 0 or DC_SHARDS_PLAIN.
+ * @out: receives an independent handle, closed with dc_cache_close(). */
+int dc_cache_open_sub(dc_cache *parent, enum dc_sub kind, const char *name,
+		      const struct dc_options *opts, dc_cache **out);
+
+/* dc_cache_directory - the directory as given to open (borrowed; lives
+ * as long as the handle). */
+const char *dc_cache_directory(const dc_cache *cache);
+
+/* dc_cache_shards - the number of shards, or 0 for a plain Cache. */
+int dc_cache_shards(const dc_cache *cache);
+
+/* dc_cache_shard_of - the shard a key belongs to (DiskCache's
+ * Disk.hash(key) % shards), or 0 for a plain Cache; negative DC_INVAL for
+ * a malformed key. */
+int dc_cache_shard_of(const dc_cache *cache, const struct dc_value *key);
+
+/* dc_key_hash - DiskCache's Disk.hash() of a key: adler32 of text, bytes,
+ * pickle bytes and big-endian doubles, floor-modulo 0xFFFFFFFF of
+ * integers.  Returns 0 and sets *hash, or DC_INVAL. */
+int dc_key_hash(const struct dc_value *key, uint32_t *hash);
+
+/* ------------------------------------------------------------------ */
+/* Flags                                                              */
+/* ------------------------------------------------------------------ */
+
+enum dc_flags {
+	/* Retry the write transaction until the database is free instead of
+	 * returning DC_TIMEOUT (DiskCache's retry=True). */
+	DC_RETRY = 1 << 0,
+	/* get/pop/pull/peek/peekitem: return a file-backed value as an open
+	 * descriptor in item->fd instead of reading it (DiskCache's
+	 * read=True).  Inline values are returned as usual. */
+	DC_FD = 1 << 1,
+	/* get and iteration: report metadata only; get neither counts a hit
+	 * or miss nor updates access time or count. */
+	DC_NOVALUE = 1 << 2,
+	/* set, set_fd, set_file: behave as add (DC_EXISTS if alive). */
+	DC_ADD = 1 << 3,
+	/* iteration: newest first. */
+	DC_REVERSE = 1 << 4,
+	/* iteration: in key sort order (iterkeys) instead of insertion
+	 * order. */
+	DC_SORTED = 1 << 5,
+	/* iteration: skip expired keys (DiskCache's iterators include
+	 * them). */
+	DC_ALIVE = 1 << 6,
+	/* push/pull/peek: work at the front instead of the default end
+	 * (push defaults to the back, pull and peek to the front). */
+	DC_FRONT = 1 << 7,
+	DC_BACK = 1 << 8,
+	/* peekitem: the first item instead of the last. */
+	DC_FIRST = 1 << 9,
+};
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                            */
+/* ------------------------------------------------------------------ */
+
+/* dc_cache_get - read a live key (DiskCache's get).
+ * @key: the key; keys compare as SQLite does, so int 1 and float 1.0 are
+ *       one key (in a plain Cache; a FanoutCache may place them apart).
+ * @buf: receives text/bytes/pickle data and the tag (may be NULL with
+ *       DC_NOVALUE when the tag is not wanted).
+ * @item: receives the value and its metadata (item->key untouched).
+ * @flags: DC_FD, DC_NOVALUE, DC_RETRY.
+ * With statistics on, or an eviction policy that tracks access, a hit or
+ * miss is recorded in a write transaction (so DC_TIMEOUT is possible on a
+ * plain Cache; a FanoutCache reports a timeout as a miss, as Python does).
+ * A value file that vanished or cannot be read counts as a miss.
+ * Returns 0, DC_NOTFOUND, DC_INVAL, DC_TIMEOUT, DC_CORRUPT, DC_UNSAFE,
+ * ENOMEM, DC_SQLITE. */
+int dc_cache_get(dc_cache *cache, const struct dc_value *key,
+		 struct dc_buf *buf, struct dc_item *item, unsigned flags);
+
+/* dc_cache_contains - 0 if the key is alive, else DC_NOTFOUND (or an
+ * error).  No transaction, no statistics. */
+int dc_cache_contains(dc_cache *cache, const struct dc_value *key);
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                            */
+/* ------------------------------------------------------------------ */
+
+/* dc_cache_set - store a value (DiskCache's set; with DC_ADD, add).
+ * @value: DC_TYPE_INT, _FLOAT, _TEXT (valid UTF-8), _BYTES or _PICKLE.
+ *         Text of disk_min_file_size code points or more, and bytes or
+ *         pickle of that many bytes, go to a value file; the rest inline.
+ * @expire: seconds from now until the key expires, or DC_NO_EXPIRE.
+ *          0 or less gives an already-expired key.
+ * @tag: NULL or a tag of type INT, FLOAT, TEXT or BYTES.
+ * @flags: DC_RETRY, DC_ADD.
+ * The value file, if any, is written completely before the row is
+ * committed; a reader never sees a half-written value.  The write-time
+ * cull (cull_limit, size_limit) runs in the same transaction.
+ * Returns 0, DC_EXISTS (DC_ADD only), DC_INVAL, DC_TIMEOUT, ENOSPC or
+ * another errno, DC_SQLITE.  On any error nothing changed. */
+int dc_cache_set(dc_cache *cache, const struct dc_value *key,
+		 const struct dc_value *value, double expire,
+		 const struct dc_value *tag, unsigned flags);
+
+/* dc_cache_add - dc_cache_set with DC_ADD: 0 if stored, DC_EXISTS if the
+ * key is alive (its value unchanged). */
+int dc_cache_add(dc_cache *cache, const struct dc_value *key,
+		 const struct dc_value *value, double expire,
+		 const struct dc_value *tag, unsigned flags);
+
+/* dc_cache_set_fd - store the bytes read from @fd up to end of file as a
+ * file-backed DC_TYPE_BYTES value, whatever their length (DiskCache's
+ * set(read=True)).  @fd is borrowed and read from its current offset.
+ * Returns as dc_cache_set, plus read errors as errno. */
+int dc_cache_set_fd(dc_cache *cache, const struct dc_value *key, int fd,
+		    double expire, const struct dc_value *tag, unsigned flags);
+
+/* dc_cache_mkstemp - create an empty temporary file inside the cache
+ * directory, to be filled by the caller and then adopted with
+ * dc_cache_set_file() without copying.
+ * @path: receives the file's absolute path, NUL-terminated.
+ * @size: size of @path; 4096 is always enough.
+ * Returns an open read-write descriptor (O_CLOEXEC), owned by the caller,
+ * or a negative DC_* code / negated errno.  A temporary file that is
+ * never adopted must be unlinked by the caller; check(fix) removes stale
+ * ones. */
+int dc_cache_mkstemp(dc_cache *cache, char *path, size_t size);
+
+/* dc_cache_set_file - make the file at @path the value of @key, by
+ * renaming it into the value-file layout and committing the row in one
+ * transaction.  The file must be a regular file on the cache directory's
+ * filesystem (dc_cache_mkstemp makes one); it is never copied.
+ * @type: DC_TYPE_BYTES, DC_TYPE_TEXT (must be valid UTF-8; not checked
+ *        beyond the type) or DC_TYPE_PICKLE.
+ * On success the file belongs to the cache.  On failure it is left at
+ * @path, unchanged, for the caller to retry or unlink.
+ * Returns as dc_cache_set, plus EXDEV if @path is on another filesystem. */
+int dc_cache_set_file(dc_cache *cache, const struct dc_value *key,
+		      const char *path, enum dc_type type, double expire,
+		      const struct dc_value *tag, unsigned flags);
+
+/* dc_cache_touch - set a live key's expiry to @expire seconds from now
+ * (or DC_NO_EXPIRE).  Returns 0, DC_NOTFOUND, DC_TIMEOUT, ... */
+int dc_cache_touch(dc_cache *cache, const struct dc_value *key, double expire,
+		   unsigned flags);
+
+/* dc_cache_delete - delete a live key.  An expired key is left in place
+ * and reported DC_NOTFOUND, as in DiskCache.  Returns 0, DC_NOTFOUND,
+ * DC_TIMEOUT, ... */
+int dc_cache_delete(dc_cache *cache, const struct dc_value *key,
+		    unsigned flags);
+
+/* dc_cache_incr - add @delta to an INT (or FLOAT) value atomically.
+ * @dflt: value assumed for a missing or expired key, or NULL for none
+ *        (then such a key is DC_NOTFOUND).
+ * @result: receives the new value (INT, or FLOAT if the stored value
+ *          was a float); may be NULL.
+ * Returns 0, DC_NOTFOUND, DC_OVERFLOW (nothing changed), DC_TYPE (the
+ * value is not a number), DC_TIMEOUT, ... */
+int dc_cache_incr(dc_cache *cache, const struct dc_value *key, int64_t delta,
+		  const int64_t *dflt, struct dc_value *result, unsigned flags);
+
+/* dc_cache_decr - dc_cache_incr with -@delta (DC_OVERFLOW for INT64_MIN). */
+int dc_cache_decr(dc_cache *cache, const struct dc_value *key, int64_t delta,
+		  const int64_t *dflt, struct dc_value *result, unsigned flags);
+
+/* dc_cache_pop - remove a live key and return its value (DiskCache's pop).
+ * @buf, @item: as dc_cache_get.  A value file is unlinked after the row
+ * is deleted; with DC_FD the descriptor still reads it.
+ * Returns 0, DC_NOTFOUND, DC_TIMEOUT (a FanoutCache reports a miss), ... */
+int dc_cache_pop(dc_cache *cache, const struct dc_value *key,
+		 struct dc_buf *buf, struct dc_item *item, unsigned flags);
+
+/* ------------------------------------------------------------------ */
+/* Queue (DiskCache's push, pull, peek) and peekitem                  */
+/* ------------------------------------------------------------------ */
+
+/* dc_cache_push - store @value under the next queue key.
+ * @prefix: NULL for integer keys starting at 500000000000000, or a text
+ *          prefix P for keys "P-500000000000000" ...
+ * @flags: DC_BACK (default) or DC_FRONT, DC_RETRY.
+ * @buf, @key: receive the new key (an INT, a FLOAT if a float key was at
+ *             the end, or TEXT); both may be NULL.
+ * Returns 0, DC_INVAL, DC_TIMEOUT, ... */
+int dc_cache_push(dc_cache *cache, const struct dc_value *value,
+		  const char *prefix, double expire, const struct dc_value *tag,
+		  unsigned flags, struct dc_buf *buf, struct dc_value *key);
+
+/* dc_cache_pull - remove and return the item at the front (default) or
+ * with DC_BACK the back of the queue.  Expired items met on the way are
+ * deleted.  item->key receives the key.
+ * Returns 0, DC_NOTFOUND (empty), DC_TIMEOUT, ... */
+int dc_cache_pull(dc_cache *cache, const char *prefix, struct dc_buf *buf,
+		  struct dc_item *item, unsigned flags);
+
+/* dc_cache_peek - as dc_cache_pull, but the live item stays. */
+int dc_cache_peek(dc_cache *cache, const char *prefix, struct dc_buf *buf,
+		  struct dc_item *item, unsigned flags);
+
+/* dc_cache_peekitem - the last inserted item (DC_FIRST: the first),
+ * deleting expired ones met on the way.  Returns 0, DC_NOTFOUND (empty),
+ * DC_TIMEOUT, ... */
+int dc_cache_peekitem(dc_cache *cache, struct dc_buf *buf, struct dc_item *item,
+		      unsigned flags);
+
+/* ------------------------------------------------------------------ */
+/* Bulk removal, eviction, size                                       */
+/* ------------------------------------------------------------------ */
+
+/* Each removes in batches of 100 rows, each batch its own transaction,
+ * and stores the number of rows removed in *count (may be NULL) -- also
+ * on DC_TIMEOUT, where it is the count removed before the timeout (a
+ * FanoutCache retries and never reports DC_TIMEOUT here). */
+
+/* dc_cache_clear - remove every key. */
+int dc_cache_clear(dc_cache *cache, unsigned flags, uint64_t *count);
+
+/* dc_cache_expire - remove keys whose expire_time lies before @now
+ * (0: the current time). */
+int dc_cache_expire(dc_cache *cache, double now, unsigned flags,
+		    uint64_t *count);
+
+/* dc_cache_evict - remove every key with this tag. */
+int dc_cache_evict(dc_cache *cache, const struct dc_value *tag, unsigned flags,
+		   uint64_t *count);
+
+/* dc_cache_cull - expire, then evict by the eviction policy until the
+ * volume is at most size_limit (nothing for policy "none", whose count is
+ * reported as 0, as in DiskCache). */
+int dc_cache_cull(dc_cache *cache, unsigned flags, uint64_t *count);
+
+/* dc_cache_len - number of rows, expired ones included (DiskCache's
+ * len()). */
+int dc_cache_len(dc_cache *cache, uint64_t *count);
+
+/* dc_cache_volume - database pages plus value-file bytes, in bytes. */
+int dc_cache_volume(dc_cache *cache, uint64_t *bytes);
+
+/* dc_cache_stats - read hits and misses (before any reset), then if
+ * @reset zero them, then turn statistics on (@enable 1) or off (0).
+ * @hits, @misses may be NULL. */
+int dc_cache_stats(dc_cache *cache, int enable, int reset, uint64_t *hits,
+		   uint64_t *misses);
+
+/* ------------------------------------------------------------------ */
+/* Consistency check                                                  */
+/* ------------------------------------------------------------------ */
+
+enum dc_warning {
+	DC_WARN_INTEGRITY = 1,    /* PRAGMA integrity_check reported this */
+	DC_WARN_FILE_SIZE = 2,    /* a value file's size differs from size */
+	DC_WARN_FILE_MISSING = 3, /* a row's value file does not exist */
+	DC_WARN_UNKNOWN_FILE = 4, /* a file no row refers to */
+	DC_WARN_EMPTY_DIR = 5,    /* an empty directory */
+	DC_WARN_COUNT = 6,        /* Settings count differs from the rows */
+	DC_WARN_SIZE = 7,         /* Settings size differs from the files */
+	DC_WARN_UNSAFE_PATH = 8,  /* a filename points outside the cache */
+};
+
+/* A check callback: one call per warning.  @message is borrowed. */
+typedef void (*dc_warn_fn)(void *arg, enum dc_warning kind,
+			   const char *message);
+
+/* dc_cache_check - verify the database and the value files (DiskCache's
+ * check); with @fix, repair: VACUUM, fix sizes, drop rows whose file is
+ * missing or unsafe, delete unknown files and empty directories, rewrite
+ * count and size.  Files outside the cache directory are never touched.
+ * @warn: called once per warning (may be NULL).
+ * @nwarnings: receives the number of warnings (may be NULL).
+ * Returns 0 (even with warnings), DC_TIMEOUT, ... */
+int dc_cache_check(dc_cache *cache, int fix, unsigned flags, dc_warn_fn warn,
+		   void *arg, uint64_t *nwarnings);
+
+/* ------------------------------------------------------------------ */
+/* Iteration                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct dc_iter dc_iter;
+
+/* dc_iter_open - iterate over keys.
+ * @flags: DC_REVERSE, DC_SORTED (key order: numbers, then text, then
+ *         bytes and pickles, as SQLite sorts them), DC_ALIVE.
+ * @prefix, @prefix_len: if @prefix is not NULL, only TEXT keys starting
+ *         with these bytes.
+ * Insertion-order iteration does not return keys inserted after the
+ * iterator was opened.  A FanoutCache iterates shard by shard (sorted
+ * order is per shard).  Pages of 100 keys are read without holding a
+ * transaction.  The iterator belongs to one thread at a time.
+ * Returns 0 and sets *out, or an error. */
+int dc_iter_open(dc_cache *cache, unsigned flags, const void *prefix,
+		 size_t prefix_len, dc_iter **out);
+
+/* dc_iter_next - the next key, in item->key.  The metadata (expire_time,
+ * tag, size, file_backed, times) is filled too; the value itself is not
+ * read (item->value.type is NONE; use dc_cache_get).
+ * @buf: receives the key's and the tag's data.
+ * Returns 0, DC_NOTFOUND at the end, or an error. */
+int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item);
+
+/* dc_iter_seek - DC_SORTED only: continue with the first text key
+ * strictly greater than @text (used to skip a whole "directory").
+ * Returns 0 or DC_INVAL. */
+int dc_iter_seek(dc_iter *it, const void *text, size_t len);
+
+/* dc_iter_close - free the iterator.  Accepts NULL. */
+void dc_iter_close(dc_iter *it);
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                       */
+/* ------------------------------------------------------------------ */
+
+/* dc_cache_begin - start a write transaction (BEGIN IMMEDIATE) for the
+ * calling thread; every call on this handle from this thread until the
+ * matching commit or rollback is part of it.  Nestable: an inner begin
+ * only counts.  On a FanoutCache every shard is locked, in order.
+ * @flags: DC_RETRY (required on a FanoutCache, as in DiskCache).
+ * Returns 0, DC_TIMEOUT, DC_INVAL, ... */
+int dc_cache_begin(dc_cache *cache, unsigned flags);
+
+/* dc_cache_commit - end the innermost begin; the outermost commits and
+ * then unlinks value files that became garbage.  Returns 0, DC_INVAL (no
+ * transaction), DC_SQLITE (rolled back), ... */
+int dc_cache_commit(dc_cache *cache);
+
+/* dc_cache_rollback - abandon the whole transaction of this thread,
+ * whatever its depth; value files written within it are removed.
+ * Returns 0 or DC_INVAL (no transaction). */
+int dc_cache_rollback(dc_cache *cache);
+
+/* ------------------------------------------------------------------ */
+/* Settings                                                           */
+/* ------------------------------------------------------------------ */
+
+/* The settings of DiskCache 5.x, with their defaults:
+ *   statistics 0, tag_index 0, eviction_policy "least-recently-stored"
+ *   (or "none", "least-recently-used", "least-frequently-used"),
+ *   size_limit 1073741824 (a FanoutCache divides it among its shards),
+ *   cull_limit 10, sqlite_auto_vacuum 1, sqlite_cache_size 8192,
+ *   sqlite_journal_mode "wal", sqlite_mmap_size 67108864,
+ *   sqlite_synchronous 1, disk_min_file_size 32768,
+ *   disk_pickle_protocol 5.
+ * Unknown names are kept (DiskCache's Django backend stores its own). */
+
+/* dc_cache_setting_get - reload a setting from the database (DiskCache's
+ * reset(name)) and return it.  Also reads "count", "size", "hits" and
+ * "misses".  On a FanoutCache, shard 0's.
+ * Returns 0, DC_NOTFOUND (no such row), ... */
+int dc_cache_setting_get(dc_cache *cache, const char *name, struct dc_buf *buf,
+			 struct dc_value *value);
+
+/* dc_cache_setting_set - change a setting for this handle and in the
+ * database (DiskCache's reset(name, value)); sqlite_* settings run their
+ * PRAGMA, tag_index creates or drops the index.  On a FanoutCache every
+ * shard gets the same value.
+ * Returns 0, DC_INVAL (a known setting with a bad value), DC_NOTFOUND (no
+ * such row: DiskCache updates only existing settings), ... */
+int dc_cache_setting_set(dc_cache *cache, const char *name,
+			 const struct dc_value *value);
+
+/* dc_cache_setting_names - the names of all settings DiskCache defines,
+ * NULL-terminated, static. */
+const char *const *dc_cache_setting_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DCACHE_H */

@@ -1,0 +1,26 @@
+/* testutil.h - fixtures shared by the Check suites
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <stddef.h>
+
+/* tu_mkdtemp - a fresh, empty temporary directory (under $TMPDIR or /tmp).
+ * Returns a malloc'd path; aborts the test on failure. */
+char *tu_mkdtemp(void);
+
+/* tu_rmtree - remove a directory tree; ignores errors.  Accepts NULL. */
+void tu_rmtree(const char *path);
+
+/* tu_path - "dir/rel" in a static per-thread buffer. */
+const char *tu_path(const char *dir, const char *rel);
+
+/* tu_count_files - regular files below @dir, recursively, whose name does
+ * not start with "cache.db". */
+int tu_count_files(const char *dir);
+
+/* tu_run - run a shell command, return its exit status (-1 on error). */
+int tu_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
