@@ -48,13 +48,20 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/check_main.o \
 TEST_BIN = $(BUILD)/check_dcache
 SUITES_H = $(BUILD)/tests/suites.h
 
+# The FUSE daemon: fs/*.c, linked with libfuse3.
+FUSE_CFLAGS = $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS = $(shell pkg-config --libs fuse3 2>/dev/null)
+FS_SRC = $(wildcard fs/*.c)
+FS_OBJ = $(FS_SRC:%.c=$(BUILD)/%.o)
+FS_BIN = $(if $(FS_SRC),$(BUILD)/dcachefs)
+
 # Small C programs used by the interop tests and the benchmark.
 TOOL_SRC = $(wildcard tests/interop/*.c) $(wildcard bench/*.c)
 TOOL_BIN = $(patsubst %.c,$(BUILD)/%,$(notdir $(TOOL_SRC)))
 
-.PHONY: all deps test check-unit check-cli check-interop bench format \
+.PHONY: all deps test check-unit check-cli check-interop check-fs bench format \
 	format-check clean
-all: $(LIB_A) $(LIB_SO) $(CLI) $(TEST_BIN) $(TOOL_BIN)
+all: $(LIB_A) $(LIB_SO) $(CLI) $(FS_BIN) $(TEST_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -70,6 +77,14 @@ $(LIB_SO): $(CORE_OBJ)
 
 $(CLI): $(CLI_OBJ) $(LIB_A)
 	$(CC) -o $@ $(CLI_OBJ) $(LIB_A) $(LDFLAGS) $(SQLITE_LIBS) -lm
+
+$(BUILD)/fs/%.o: fs/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(FUSE_CFLAGS) -c -o $@ $<
+
+$(FS_BIN): $(FS_OBJ) $(LIB_A)
+	$(CC) -o $@ $(FS_OBJ) $(LIB_A) $(LDFLAGS) $(FUSE_LIBS) \
+		$(SQLITE_LIBS) -lm
 
 $(SUITES_H): $(TEST_SRC)
 	@mkdir -p $(dir $@)
@@ -97,7 +112,8 @@ $(BUILD)/%: bench/%.c $(LIB_A)
 
 # Debian packages needed to build and test; installed only when missing.
 DEPS = build-essential pkg-config libsqlite3-dev sqlite3 check \
-       libsubunit-dev python3 python3-diskcache clang-format
+       libsubunit-dev python3 python3-diskcache clang-format \
+       libfuse3-dev fuse3 attr
 deps:
 	@missing=""; for p in $(DEPS); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
@@ -113,7 +129,7 @@ deps:
 
 test: deps
 	$(MAKE) all
-	$(MAKE) check-unit check-cli check-interop
+	$(MAKE) check-unit check-cli check-interop check-fs
 
 check-unit: $(TEST_BIN)
 	$(TEST_BIN)
@@ -124,6 +140,9 @@ check-cli: $(CLI)
 check-interop: $(CLI) $(TOOL_BIN)
 	@if [ -x tests/interop/run.sh ]; then \
 		BUILD=$(BUILD) tests/interop/run.sh; fi
+
+check-fs: $(FS_BIN) $(CLI)
+	@if [ -x tests/fs/run.sh ]; then BUILD=$(BUILD) tests/fs/run.sh; fi
 
 bench: deps
 	$(MAKE) SAN= all
@@ -138,4 +157,4 @@ format-check:
 clean:
 	rm -rf build build-san
 
--include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FS_OBJ:.o=.d)
