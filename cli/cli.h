@@ -1,0 +1,160 @@
+/* cli.h - internal declarations shared by the dcache command-line tool
+ * SPDX-License-Identifier: MIT
+ *
+ * The CLI uses only the public dcache.h and libc.  dcache.c parses the
+ * command line and dispatches, cmd.c implements the commands, util.c holds
+ * the strict parsers, the output helpers and stdin handling.
+ */
+#ifndef DCACHE_CLI_H
+#define DCACHE_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dcache.h"
+
+/* Exit codes: stable, documented in docs/cli.md. */
+enum {
+	EXIT_OK = 0,
+	EXIT_NOTFOUND = 1, /* a negative answer: miss, empty, exists ... */
+	EXIT_USAGE = 2,    /* bad invocation or input (also DC_INVAL) */
+	EXIT_BUSY = 3,     /* DC_TIMEOUT: the database stayed locked */
+	EXIT_ERROR = 4,    /* anything else: corrupt data, I/O, SQLite */
+};
+
+/* Everything the command line asked for. */
+struct cli {
+	const char *prog_dir; /* -d, or NULL for the default */
+	int shards;           /* --shards; 0 = detect */
+	double timeout;       /* --timeout; 0 = library default */
+	enum dc_type key_type;
+	enum dc_type type;
+	enum dc_type tag_type;
+	int type_set;   /* --type was given */
+	unsigned flags; /* DC_RETRY */
+	int verbose;
+	int quiet;
+
+	/* command options */
+	double expire; /* DC_NO_EXPIRE unless --expire */
+	const char *tag;
+	const char *prefix;
+	int front, back, first;
+	int sorted, reverse, alive;
+	int null_sep, long_fmt;
+	int meta, meta_stderr, raw;
+	int fix;
+	int enable, disable, reset;
+	int64_t dflt;
+	int no_default;
+
+	/* the command and its operands */
+	const struct cli_cmd *cmd;
+	char **args;
+	int nargs;
+
+	dc_cache *cache;
+	char dir[4096];
+	char lastlog[512]; /* last library log message, for error lines */
+};
+
+/* A growable byte buffer owned by the CLI. */
+struct cbuf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+struct cli_cmd {
+	const char *name;
+	int (*run)(struct cli *cli);
+	int min_args;
+	int max_args;
+	unsigned opts;       /* CO_* options the command accepts */
+	int needs_cache;     /* open the cache before run() */
+	const char *usage;   /* "KEY [VALUE]" */
+	const char *summary; /* one line for the command list */
+	const char *help;    /* the rest of "dcache help CMD" */
+};
+
+/* Command options, as a bit per option (global options are always
+ * accepted and have no bit). */
+enum {
+	CO_EXPIRE = 1u << 0,
+	CO_TAG = 1u << 1,
+	CO_PREFIX = 1u << 2,
+	CO_FRONT = 1u << 3,
+	CO_BACK = 1u << 4,
+	CO_SORTED = 1u << 5,
+	CO_REVERSE = 1u << 6,
+	CO_ALIVE = 1u << 7,
+	CO_NULL = 1u << 8,
+	CO_LONG = 1u << 9,
+	CO_META = 1u << 10, /* -m, -M, -r */
+	CO_FIX = 1u << 11,
+	CO_STATS = 1u << 12,   /* --enable, --disable, --reset */
+	CO_DEFAULT = 1u << 13, /* --default, --no-default */
+	CO_FIRST = 1u << 14,
+};
+
+extern const struct cli_cmd cli_cmds[];
+
+/* dcache.c */
+int cli_fail(struct cli *cli, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int cli_usage(struct cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int cli_exit_code(int err);
+/* The key or value in its one-line escaped form, in a static buffer
+ * (truncated with "..." if long). */
+const char *cli_str(const struct dc_value *v);
+void cli_print_help(const struct cli_cmd *cmd, FILE *f);
+
+/* util.c: parsing.  Each returns 0 or -1 (nothing printed). */
+int cli_parse_i64(const char *s, int64_t *out);
+int cli_parse_double(const char *s, double *out);
+int cli_parse_duration(const char *s, double *out);
+int cli_utf8_valid(const void *p, size_t len);
+
+/* Streaming UTF-8 validation: state 0 at start; feed chunks; valid at
+ * the end only if the state is back to 0. */
+struct utf8_state {
+	int need;         /* continuation bytes still expected */
+	unsigned char lo; /* allowed range of the next byte */
+	unsigned char hi;
+	int bad;
+};
+void cli_utf8_feed(struct utf8_state *st, const void *p, size_t len);
+
+/* util.c: buffers and input. */
+int cbuf_reserve(struct cbuf *b, size_t extra);
+int cbuf_append(struct cbuf *b, const void *p, size_t len);
+void cbuf_release(struct cbuf *b);
+/* Read @fd into @b until EOF or until b->len >= @limit (0: no limit).
+ * Returns 0 and sets *eof, or an errno. */
+int cli_read_fd(int fd, struct cbuf *b, size_t limit, int *eof);
+int cli_write_all(int fd, const void *p, size_t len);
+
+/* util.c: output. */
+void cli_format_double(double d, char *out, size_t size);
+/* Print text/bytes escaped so that it stays on one line: \\ \n \t \r,
+ * other control bytes and invalid UTF-8 as \xNN. */
+void cli_print_escaped(FILE *f, const void *p, size_t len);
+/* Print a key, tag or number value in the one-line escaped form. */
+void cli_print_value_line(FILE *f, const struct dc_value *v);
+
+/* Writes a value to stdout: raw bytes, or a terminal-friendly form. */
+struct out_stream {
+	FILE *f;
+	int tty;               /* escape control bytes, end with a newline */
+	unsigned char pend[4]; /* incomplete UTF-8 sequence (tty) */
+	size_t npend;
+	int last_nl;
+	int any;
+};
+void out_init(struct out_stream *o, FILE *f, int tty);
+void out_write(struct out_stream *o, const void *p, size_t len);
+void out_finish(struct out_stream *o);
+
+#endif /* DCACHE_CLI_H */
