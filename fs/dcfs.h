@@ -1,0 +1,413 @@
+/* dcfs.h - dcachefs internals shared by the files of fs/
+ * SPDX-License-Identifier: MIT
+ *
+ * Where to start reading ("what happens when I cat a key"):
+ *   main.c   options, cache open, mount, the multithreaded loop
+ *   ops.c    the FUSE callbacks (dcfs_lookup, dcfs_open, dcfs_read, ...)
+ *   tree.c   the namespace: what a path is, directory listings, mkdir'd dirs
+ *   paths.c  key <-> path mapping and the frozen .keys/ escaping
+ *   inode.c  inode numbers <-> paths, lookup counts
+ *   read.c   read handles: value file descriptors (splice) or memory
+ *   write.c  write handles: spooling and atomic commit
+ *   ctl.c    the .ctl/ control files
+ *   xattr.c  the user.dcache.* extended attributes
+ *   format.c numbers and human units, value rendering
+ *   errno.c  DC_* codes -> errno (the only place)
+ *
+ * fs/ talks to the cache only through dcache.h; it never sees SQL.
+ */
+#ifndef DCFS_H
+#define DCFS_H
+
+#define FUSE_USE_VERSION 312
+
+#include <dcache.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define DCFS_VERSION "0.1.0"
+
+/* The reserved names at the root of the mount. */
+#define DCFS_KEYS_DIR ".keys"
+#define DCFS_CTL_DIR  ".ctl"
+
+/* What an inode is.  The kind is decided at lookup and never changes for
+ * an inode; when a path changes kind (a key "a" is deleted and "a/b"
+ * appears) the path gets a new inode. */
+enum dcfs_kind {
+	DCFS_ROOT = 0,
+	DCFS_DIR,          /* a directory implied by keys, or mkdir'd */
+	DCFS_FILE,         /* a key: "a/b" or ".keys/<type>/<escaped>" */
+	DCFS_KEYS,         /* .keys */
+	DCFS_KEYS_TYPE,    /* .keys/int, .keys/str, ... */
+	DCFS_CTL,          /* .ctl */
+	DCFS_CTL_SETTINGS, /* .ctl/settings */
+	DCFS_CTL_FILE,     /* .ctl/stats, .ctl/cull, ... */
+	DCFS_CTL_SETTING,  /* .ctl/settings/NAME */
+};
+
+static inline int dcfs_kind_is_dir(enum dcfs_kind k)
+{
+	return k != DCFS_FILE && k != DCFS_CTL_FILE && k != DCFS_CTL_SETTING;
+}
+
+/* ------------------------------------------------------------------ */
+/* Options and the filesystem object                                  */
+/* ------------------------------------------------------------------ */
+
+struct dcfs_opts {
+	double entry_timeout;    /* seconds the kernel may cache names */
+	double attr_timeout;     /* seconds the kernel may cache attributes */
+	double negative_timeout; /* seconds the kernel may cache "no such" */
+	double default_expire;   /* for keys created here; NaN: none */
+	int ro;
+	int strict; /* no kernel caching at all (coherence bound 0) */
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+};
+
+struct dcfs_itable;
+struct dcfs_xdirs;
+struct dcfs_ctl;
+
+/* The whole filesystem; the userdata of the FUSE session. */
+struct dcfs {
+	dc_cache *cache;
+	struct dcfs_opts opts;
+	struct dcfs_itable *itable;
+	struct dcfs_xdirs *xdirs;
+	struct dcfs_ctl *ctl;
+	/* Values at least this long are spooled to a temporary file in the
+	 * cache directory (the cache's disk_min_file_size, read at mount). */
+	uint64_t spool_limit;
+	struct timespec mount_time;
+};
+
+/* Every open file handle (fi->fh) starts with this. */
+enum dcfs_fh_kind {
+	DCFS_FH_READ = 1,
+	DCFS_FH_WRITE,
+	DCFS_FH_CTL,
+	DCFS_FH_DIR,
+};
+
+struct dcfs_fh {
+	enum dcfs_fh_kind kind;
+	/* The open holds one reference until RELEASE, and a reply in
+	 * flight holds one: the kernel may send RELEASE as soon as it has
+	 * consumed a READ reply, before our writev has returned. */
+	int refs;
+};
+
+/* ------------------------------------------------------------------ */
+/* errno.c                                                            */
+/* ------------------------------------------------------------------ */
+
+/* dcfs_errno - the errno for a libdcache return code (0 for 0).  Positive
+ * values are errno already; negative values that are not DC_* codes are
+ * negated errnos (dc_cache_mkstemp). */
+int dcfs_errno(int rc);
+
+/* Set by -d: also log FUSE_LOG_INFO and FUSE_LOG_DEBUG messages. */
+extern int dcfs_verbose;
+
+/* dcfs_log - log a message (libfuse's logger: stderr in the foreground). */
+void dcfs_log(enum fuse_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The dc_log_fn installed in the cache. */
+void dcfs_dc_log(void *arg, enum dc_log_level level, const char *msg);
+
+/* ------------------------------------------------------------------ */
+/* format.c                                                           */
+/* ------------------------------------------------------------------ */
+
+#define DCFS_NUM_MAX 32 /* room for any rendered int64 or double */
+
+/* dcfs_format_float - Python's repr() of a double ("1.0", "1e+16",
+ * "inf", "nan"): the shortest string that reads back as the same double.
+ * Returns the length written to @out (NUL-terminated). */
+size_t dcfs_format_float(double x, char out[DCFS_NUM_MAX]);
+
+/* dcfs_parse_int64 - a whole decimal integer ("-12"); 0 or EINVAL /
+ * ERANGE. */
+int dcfs_parse_int64(const char *s, size_t len, int64_t *out);
+
+/* dcfs_parse_double - a whole floating-point number; 0 or EINVAL. */
+int dcfs_parse_double(const char *s, size_t len, double *out);
+
+/* dcfs_parse_size - a byte count with an optional binary unit: "4096",
+ * "512K", "2G", "1.5GiB".  0 or EINVAL / ERANGE. */
+int dcfs_parse_size(const char *s, uint64_t *out);
+
+/* dcfs_parse_duration - seconds with an optional unit: "90", "1.5",
+ * "500ms", "30s", "10m", "1h", "2d", "1w".  0 or EINVAL. */
+int dcfs_parse_duration(const char *s, double *out);
+
+/* dcfs_parse_setting - the value of the cache setting @name written as
+ * text: eviction_policy and sqlite_journal_mode are text, every other
+ * setting an integer (sizes take units).  @text need not be
+ * NUL-terminated; the TEXT result points into @text.  0 or EINVAL. */
+int dcfs_parse_setting(const char *name, const char *text, size_t len,
+		       struct dc_value *out);
+
+/* dcfs_value_render - the bytes a reader of a value sees: text as UTF-8,
+ * int in decimal, float as dcfs_format_float, bytes and pickle raw.
+ * Sets *data (into @v's data or @num) and returns the length. */
+size_t dcfs_value_render(const struct dc_value *v, char num[DCFS_NUM_MAX],
+			 const void **data);
+
+/* dcfs_trim - the length of @s without trailing whitespace/newlines. */
+size_t dcfs_trim(const char *s, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* paths.c: keys <-> paths                                            */
+/* ------------------------------------------------------------------ */
+
+/* dcfs_name_valid - 1 if @name (@len bytes) can be a path component:
+ * non-empty, not "." or "..", at most 255 bytes, no '/' and no NUL. */
+int dcfs_name_valid(const char *name, size_t len);
+
+/* dcfs_key_is_path - 1 if the text key is directly a path: every
+ * '/'-separated part is a valid name and the first part is not one of
+ * the reserved names .keys and .ctl. */
+int dcfs_key_is_path(const char *key, size_t len);
+
+/* dcfs_utf8_valid - 1 if Python would decode the bytes as UTF-8. */
+int dcfs_utf8_valid(const void *data, size_t len);
+
+/* dcfs_type_dir - the folder of a key type under .keys ("int", "float",
+ * "bytes", "str", "pickle"); NULL for NONE. */
+const char *dcfs_type_dir(enum dc_type type);
+
+/* dcfs_type_from_dir - the inverse; DC_TYPE_NONE if unknown. */
+enum dc_type dcfs_type_from_dir(const char *name);
+
+/* dcfs_key_escape - the name of @key inside .keys/<type>/ (see
+ * docs/fs.md, "Escaping").  Writes a NUL-terminated name into @out.
+ * Returns its length, or -ENAMETOOLONG if it would exceed 255 bytes. */
+int dcfs_key_escape(const struct dc_value *key, char out[256]);
+
+/* dcfs_name_unescape - the key named @name inside .keys/<type>/.
+ * Bytes go into @buf; only the canonical spelling of a key is accepted.
+ * Returns 0, or EINVAL for a name that is no key's name. */
+int dcfs_name_unescape(enum dc_type type, const char *name, struct dc_buf *buf,
+		       struct dc_value *key);
+
+/* dcfs_path_key - the key of a DCFS_FILE path ("a/b" or
+ * ".keys/<type>/<escaped>").  Returns 0 or EINVAL. */
+int dcfs_path_key(const char *path, struct dc_buf *buf, struct dc_value *key);
+
+/* dcfs_path_join - "@dir/@name" (or @name when @dir is "") in new memory;
+ * NULL if out of memory. */
+char *dcfs_path_join(const char *dir, const char *name);
+
+/* ------------------------------------------------------------------ */
+/* inode.c                                                            */
+/* ------------------------------------------------------------------ */
+
+/* A snapshot of an inode, copied out of the table. */
+struct dcfs_node {
+	fuse_ino_t ino;
+	enum dcfs_kind kind;
+	char *path;   /* owned; "" for the root */
+	int attached; /* 0: unlinked or replaced; the path names another */
+};
+
+void dcfs_node_release(struct dcfs_node *node);
+
+int dcfs_itable_new(struct dcfs_itable **out);
+void dcfs_itable_free(struct dcfs_itable *t);
+
+/* dcfs_inode_get - copy inode @ino into @node.  ENOENT if unknown. */
+int dcfs_inode_get(struct dcfs_itable *t, fuse_ino_t ino,
+		   struct dcfs_node *node);
+
+/* dcfs_inode_ref - the inode of (@path, @kind), created if needed, with
+ * its lookup count raised by one (call once per fuse_reply_entry or
+ * fuse_reply_create).  An inode of another kind at the path is detached
+ * (it lives on until forgotten).  Returns the ino, or 0 if out of
+ * memory. */
+fuse_ino_t dcfs_inode_ref(struct dcfs_itable *t, const char *path,
+			  enum dcfs_kind kind);
+
+/* dcfs_inode_peek - the ino attached at @path, or 0. */
+fuse_ino_t dcfs_inode_peek(struct dcfs_itable *t, const char *path);
+
+/* dcfs_inode_forget - drop @n lookups; the inode is freed at zero. */
+void dcfs_inode_forget(struct dcfs_itable *t, fuse_ino_t ino, uint64_t n);
+
+/* dcfs_inode_detach - the inode at @path no longer names anything
+ * (unlink, rmdir); it stays known by number until forgotten. */
+void dcfs_inode_detach(struct dcfs_itable *t, const char *path);
+
+/* dcfs_inode_move - rename: the inode at @from (and, for a directory,
+ * every inode below it) now lives at @to; whatever was at @to is
+ * detached.  Returns 0 or ENOMEM. */
+int dcfs_inode_move(struct dcfs_itable *t, const char *from, const char *to);
+
+/* dcfs_inode_same_version - 1 if @version (a store time) is the one the
+ * inode's cached pages were read from; records it either way.  A read
+ * open keeps the kernel's page cache only when the value is unchanged. */
+int dcfs_inode_same_version(struct dcfs_itable *t, fuse_ino_t ino,
+			    double version);
+
+/* A file with an uncommitted write handle reports the handle's size. */
+void dcfs_inode_set_writer(struct dcfs_itable *t, fuse_ino_t ino,
+			   const uint64_t *size);
+void dcfs_inode_clear_writer(struct dcfs_itable *t, fuse_ino_t ino,
+			     const uint64_t *size);
+int dcfs_inode_writer_size(struct dcfs_itable *t, fuse_ino_t ino,
+			   uint64_t *size);
+
+/* ------------------------------------------------------------------ */
+/* tree.c: the namespace                                              */
+/* ------------------------------------------------------------------ */
+
+int dcfs_xdirs_new(struct dcfs_xdirs **out);
+void dcfs_xdirs_free(struct dcfs_xdirs *x);
+
+/* dcfs_resolve - what @name inside @parent is.  On success *path is the
+ * child's path (owned by the caller) and *kind its kind; for a key,
+ * *item (may be NULL, then @buf too) receives what dcfs_key_item gives.
+ * Returns 0, ENOENT, ENAMETOOLONG, ENOTDIR, or an errno. */
+int dcfs_resolve(struct dcfs *fs, const struct dcfs_node *parent,
+		 const char *name, char **path, enum dcfs_kind *kind,
+		 struct dc_item *item, struct dc_buf *buf);
+
+/* dcfs_key_item - metadata of the live key at a DCFS_FILE path; ->size is
+ * the length a reader sees (numbers rendered).  0, ENOENT or an errno. */
+int dcfs_key_item(struct dcfs *fs, const char *path, struct dc_item *item,
+		  struct dc_buf *buf);
+
+/* dcfs_dir_exists / dcfs_dir_has_children - for a DCFS_DIR path. */
+int dcfs_dir_exists(struct dcfs *fs, const char *path);
+int dcfs_dir_has_children(struct dcfs *fs, const char *path);
+
+/* mkdir'd directories, kept until rmdir or unmount. */
+int dcfs_xdir_add(struct dcfs *fs, const char *path);
+void dcfs_xdir_remove(struct dcfs *fs, const char *path);
+int dcfs_xdir_move(struct dcfs *fs, const char *from, const char *to);
+
+/* A directory listing, built at opendir (readdir offsets index it). */
+struct dcfs_dirent {
+	char *name;
+	enum dcfs_kind kind;
+};
+
+struct dcfs_dir {
+	struct dcfs_fh fh;
+	char *path; /* of the directory */
+	struct dcfs_dirent *ents;
+	size_t n;
+	size_t cap;
+};
+
+/* dcfs_dir_list - fill @dir (zeroed by the caller) with the entries of
+ * directory @node, "." and ".." first.  0 or an errno. */
+int dcfs_dir_list(struct dcfs *fs, const struct dcfs_node *node,
+		  struct dcfs_dir *dir);
+void dcfs_dir_release(struct dcfs_dir *dir);
+
+/* dcfs_tree_rename - move the key at file path @from to @to (replacing it
+ * unless @noreplace), or every key below directory @from.  0 or an
+ * errno (EEXIST with @noreplace, ENOTEMPTY for a non-empty target). */
+int dcfs_tree_rename(struct dcfs *fs, enum dcfs_kind kind, const char *from,
+		     const char *to, int noreplace);
+
+/* dcfs_rewrite_key - store the value of @from under @to with the given
+ * type, expiry (seconds from now or DC_NO_EXPIRE) and tag, and delete
+ * @from if it differs, in one transaction.  File-backed values are
+ * copied into a temporary file and adopted.  Used by rename, tag and
+ * type changes. */
+int dcfs_rewrite_key(struct dcfs *fs, const struct dc_value *from,
+		     const struct dc_value *to, enum dc_type type,
+		     int keep_expire, double expire, int keep_tag,
+		     const struct dc_value *tag);
+
+/* ------------------------------------------------------------------ */
+/* read.c, write.c                                                    */
+/* ------------------------------------------------------------------ */
+
+/* dcfs_read_open - a read handle holding the value of the key at @path:
+ * the value file's descriptor if it is file-backed, else its bytes.
+ * *version receives the value's store time.  0, ENOENT or an errno. */
+int dcfs_read_open(struct dcfs *fs, const char *path, struct dcfs_fh **out,
+		   double *version);
+void dcfs_read_reply(fuse_req_t req, struct dcfs_fh *fh, size_t size,
+		     off_t off);
+void dcfs_read_close(struct dcfs_fh *fh);
+/* Replies to READ from a descriptor (spliced) or from memory. */
+void dcfs_reply_fd(fuse_req_t req, int fd, size_t size, off_t off);
+void dcfs_reply_mem(fuse_req_t req, const char *data, size_t len, size_t size,
+		    off_t off);
+
+struct dcfs_wh;
+
+/* dcfs_write_open - a write handle for inode @ino (a DCFS_FILE).
+ * @flags: the open(2) flags (O_TRUNC, O_APPEND honoured).
+ * @fresh: the key was just created empty; nothing to load. */
+int dcfs_write_open(struct dcfs *fs, fuse_ino_t ino, int flags, int fresh,
+		    struct dcfs_fh **out);
+void dcfs_write_reply_read(fuse_req_t req, struct dcfs_fh *fh, size_t size,
+			   off_t off);
+/* Returns bytes written (>= 0) or a negative errno. */
+ssize_t dcfs_write_data(struct dcfs_fh *fh, const char *data, size_t size,
+			off_t off);
+int dcfs_write_truncate(struct dcfs_fh *fh, uint64_t size);
+/* dcfs_write_commit - store the pending content if anything changed since
+ * the last commit.  0 or an errno. */
+int dcfs_write_commit(struct dcfs_fh *fh);
+/* dcfs_write_close - commit (errors are logged) and free. */
+void dcfs_write_close(struct dcfs_fh *fh);
+/* dcfs_copy_fd - copy all of @in (from offset 0) to @out at offset 0
+ * (copy_file_range, falling back to read/write).  0 or an errno. */
+int dcfs_copy_fd(int in, int out);
+/* dcfs_truncate_path - truncate(2) without an open handle. */
+int dcfs_truncate_path(struct dcfs *fs, fuse_ino_t ino, uint64_t size);
+
+/* ------------------------------------------------------------------ */
+/* ctl.c                                                              */
+/* ------------------------------------------------------------------ */
+
+int dcfs_ctl_new(struct dcfs_ctl **out);
+void dcfs_ctl_free(struct dcfs_ctl *c);
+/* dcfs_ctl_exists - 1 if @name is a file of .ctl/ (@settings 0) or of
+ * .ctl/settings/ (@settings 1). */
+int dcfs_ctl_exists(int settings, const char *name);
+/* dcfs_ctl_mode - permission bits of a control file. */
+mode_t dcfs_ctl_mode(enum dcfs_kind kind, const char *name);
+/* Names for listings, NULL-terminated. */
+const char *const *dcfs_ctl_names(void);
+int dcfs_ctl_open(struct dcfs *fs, const struct dcfs_node *node, int flags,
+		  struct dcfs_fh **out);
+void dcfs_ctl_reply_read(fuse_req_t req, struct dcfs_fh *fh, size_t size,
+			 off_t off);
+ssize_t dcfs_ctl_write(struct dcfs_fh *fh, const char *data, size_t size);
+void dcfs_ctl_close(struct dcfs_fh *fh);
+
+/* ------------------------------------------------------------------ */
+/* xattr.c                                                            */
+/* ------------------------------------------------------------------ */
+
+void dcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		   size_t size);
+void dcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		   const char *value, size_t size, int flags);
+void dcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void dcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ------------------------------------------------------------------ */
+/* ops.c                                                              */
+/* ------------------------------------------------------------------ */
+
+extern const struct fuse_lowlevel_ops dcfs_ops;
+
+/* dcfs_now - wall-clock time in seconds. */
+double dcfs_now(void);
+
+#endif /* DCFS_H */

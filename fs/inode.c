@@ -1,0 +1,443 @@
+/* inode.c - the inode table: inode numbers <-> paths, lookup counts
+ * SPDX-License-Identifier: MIT
+ *
+ * An inode is a path and a kind, nothing more: no file descriptor is held
+ * per inode (only open handles hold descriptors), so a million known keys
+ * cost a million small structs and no descriptors.  Inode numbers are
+ * never reused during a mount.  The kernel holds a lookup count on each
+ * inode it was told about; the inode is freed when FORGET brings it to
+ * zero.  An inode whose name went away (unlink, rename over it, a change
+ * of kind) is "detached": it no longer answers to a path but stays valid
+ * by number until forgotten.
+ */
+#include "dcfs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct inode {
+	fuse_ino_t ino;
+	enum dcfs_kind kind;
+	char *path;
+	uint64_t nlookup;
+	int attached;
+	/* The size of an uncommitted write handle, or NULL. */
+	const uint64_t *writer_size;
+	/* Store time of the value the kernel last cached pages of. */
+	double version;
+	struct inode *ino_next;
+	struct inode *path_next;
+};
+
+struct dcfs_itable {
+	pthread_mutex_t lock;
+	/* Everything below is protected by lock. */
+	struct inode **by_ino;
+	struct inode **by_path;
+	size_t nbuckets; /* a power of two */
+	size_t count;
+	fuse_ino_t next_ino;
+	struct inode root;
+};
+
+static size_t path_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+static size_t ino_hash(fuse_ino_t ino)
+{
+	return (size_t)(ino * 11400714819323198485ULL >> 16);
+}
+
+static void link_ino(struct dcfs_itable *t, struct inode *in)
+{
+	size_t b = ino_hash(in->ino) & (t->nbuckets - 1);
+
+	in->ino_next = t->by_ino[b];
+	t->by_ino[b] = in;
+}
+
+static void link_path(struct dcfs_itable *t, struct inode *in)
+{
+	size_t b = path_hash(in->path) & (t->nbuckets - 1);
+
+	in->path_next = t->by_path[b];
+	t->by_path[b] = in;
+	in->attached = 1;
+}
+
+static void unlink_path(struct dcfs_itable *t, struct inode *in)
+{
+	struct inode **pp;
+
+	if (!in->attached)
+		return;
+	pp = &t->by_path[path_hash(in->path) & (t->nbuckets - 1)];
+	while (*pp && *pp != in)
+		pp = &(*pp)->path_next;
+	if (*pp)
+		*pp = in->path_next;
+	in->path_next = NULL;
+	in->attached = 0;
+}
+
+static void unlink_ino(struct dcfs_itable *t, struct inode *in)
+{
+	struct inode **pp = &t->by_ino[ino_hash(in->ino) & (t->nbuckets - 1)];
+
+	while (*pp && *pp != in)
+		pp = &(*pp)->ino_next;
+	if (*pp)
+		*pp = in->ino_next;
+}
+
+static struct inode *find_ino(struct dcfs_itable *t, fuse_ino_t ino)
+{
+	struct inode *in;
+
+	if (ino == FUSE_ROOT_ID)
+		return &t->root;
+	in = t->by_ino[ino_hash(ino) & (t->nbuckets - 1)];
+	while (in && in->ino != ino)
+		in = in->ino_next;
+	return in;
+}
+
+static struct inode *find_path(struct dcfs_itable *t, const char *path)
+{
+	struct inode *in;
+
+	if (!*path)
+		return &t->root;
+	in = t->by_path[path_hash(path) & (t->nbuckets - 1)];
+	while (in && strcmp(in->path, path) != 0)
+		in = in->path_next;
+	return in;
+}
+
+static int grow(struct dcfs_itable *t)
+{
+	struct inode **old_ino = t->by_ino, **old_path = t->by_path;
+	struct inode *in, *next;
+	size_t i, oldn = t->nbuckets, n = oldn * 2;
+
+	t->by_ino = calloc(n, sizeof(*t->by_ino));
+	t->by_path = calloc(n, sizeof(*t->by_path));
+	if (!t->by_ino || !t->by_path) {
+		free(t->by_ino);
+		free(t->by_path);
+		t->by_ino = old_ino;
+		t->by_path = old_path;
+		return ENOMEM;
+	}
+	t->nbuckets = n;
+	for (i = 0; i < oldn; i++) {
+		for (in = old_ino[i]; in; in = next) {
+			next = in->ino_next;
+			link_ino(t, in);
+		}
+		for (in = old_path[i]; in; in = next) {
+			next = in->path_next;
+			link_path(t, in);
+		}
+	}
+	free(old_ino);
+	free(old_path);
+	return 0;
+}
+
+int dcfs_itable_new(struct dcfs_itable **out)
+{
+	struct dcfs_itable *t = calloc(1, sizeof(*t));
+	int err = ENOMEM;
+
+	if (!t)
+		goto out;
+	t->nbuckets = 1024;
+	t->by_ino = calloc(t->nbuckets, sizeof(*t->by_ino));
+	t->by_path = calloc(t->nbuckets, sizeof(*t->by_path));
+	t->root.path = strdup("");
+	if (!t->by_ino || !t->by_path || !t->root.path)
+		goto out;
+	t->root.ino = FUSE_ROOT_ID;
+	t->root.kind = DCFS_ROOT;
+	t->root.attached = 1;
+	t->next_ino = FUSE_ROOT_ID + 1;
+	pthread_mutex_init(&t->lock, NULL);
+	*out = t;
+	t = NULL;
+	err = 0;
+out:
+	if (t) {
+		free(t->by_ino);
+		free(t->by_path);
+		free(t->root.path);
+		free(t);
+	}
+	return err;
+}
+
+void dcfs_itable_free(struct dcfs_itable *t)
+{
+	struct inode *in, *next;
+	size_t i;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->nbuckets; i++) {
+		for (in = t->by_ino[i]; in; in = next) {
+			next = in->ino_next;
+			free(in->path);
+			free(in);
+		}
+	}
+	free(t->by_ino);
+	free(t->by_path);
+	free(t->root.path);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void dcfs_node_release(struct dcfs_node *node)
+{
+	if (!node)
+		return;
+	free(node->path);
+	node->path = NULL;
+}
+
+int dcfs_inode_get(struct dcfs_itable *t, fuse_ino_t ino,
+		   struct dcfs_node *node)
+{
+	struct inode *in;
+	int err = ENOENT;
+
+	node->path = NULL;
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (!in)
+		goto out;
+	node->path = strdup(in->path);
+	if (!node->path) {
+		err = ENOMEM;
+		goto out;
+	}
+	node->ino = ino;
+	node->kind = in->kind;
+	node->attached = in->attached;
+	err = 0;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
+fuse_ino_t dcfs_inode_ref(struct dcfs_itable *t, const char *path,
+			  enum dcfs_kind kind)
+{
+	struct inode *in;
+	fuse_ino_t ino = 0;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_path(t, path);
+	if (in && in->kind == kind) {
+		in->nlookup++;
+		ino = in->ino;
+		goto out;
+	}
+	if (in)
+		unlink_path(t, in);
+	if (t->count >= t->nbuckets && grow(t))
+		goto out;
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		goto out;
+	in->path = strdup(path);
+	if (!in->path) {
+		free(in);
+		goto out;
+	}
+	in->ino = t->next_ino++;
+	in->kind = kind;
+	in->nlookup = 1;
+	link_ino(t, in);
+	link_path(t, in);
+	t->count++;
+	ino = in->ino;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+fuse_ino_t dcfs_inode_peek(struct dcfs_itable *t, const char *path)
+{
+	struct inode *in;
+	fuse_ino_t ino;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_path(t, path);
+	ino = in ? in->ino : 0;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+void dcfs_inode_forget(struct dcfs_itable *t, fuse_ino_t ino, uint64_t n)
+{
+	struct inode *in;
+
+	if (ino == FUSE_ROOT_ID)
+		return;
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (!in)
+		goto out;
+	in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
+	if (in->nlookup)
+		goto out;
+	unlink_path(t, in);
+	unlink_ino(t, in);
+	t->count--;
+	free(in->path);
+	free(in);
+out:
+	pthread_mutex_unlock(&t->lock);
+}
+
+void dcfs_inode_detach(struct dcfs_itable *t, const char *path)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_path(t, path);
+	if (in && in != &t->root)
+		unlink_path(t, in);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Is @path equal to @dir or below it? */
+static int path_within(const char *path, const char *dir, size_t dlen)
+{
+	return strncmp(path, dir, dlen) == 0 &&
+	       (path[dlen] == '\0' || path[dlen] == '/');
+}
+
+int dcfs_inode_move(struct dcfs_itable *t, const char *from, const char *to)
+{
+	size_t flen = strlen(from), tlen = strlen(to), i, n = 0, k;
+	struct inode *in, **moving = NULL;
+	int err = 0;
+
+	pthread_mutex_lock(&t->lock);
+	/* Collect first: re-linking while walking the buckets could visit
+	 * an inode twice. */
+	for (i = 0; i < t->nbuckets; i++) {
+		for (in = t->by_path[i]; in; in = in->path_next) {
+			if (in == &t->root)
+				continue;
+			if (path_within(in->path, to, tlen) ||
+			    path_within(in->path, from, flen))
+				n++;
+		}
+	}
+	moving = calloc(n ? n : 1, sizeof(*moving));
+	if (!moving) {
+		err = ENOMEM;
+		goto out;
+	}
+	n = 0;
+	for (i = 0; i < t->nbuckets; i++)
+		for (in = t->by_path[i]; in; in = in->path_next)
+			if (in != &t->root &&
+			    (path_within(in->path, to, tlen) ||
+			     path_within(in->path, from, flen)))
+				moving[n++] = in;
+	for (k = 0; k < n; k++)
+		unlink_path(t, moving[k]);
+	for (k = 0; k < n; k++) {
+		size_t rest;
+		char *np;
+
+		in = moving[k];
+		/* What was at the target is gone; what was at the source
+		 * moves (a path under both cannot happen: no rename into
+		 * oneself reaches us). */
+		if (!path_within(in->path, from, flen))
+			continue;
+		rest = strlen(in->path + flen) + 1;
+		np = malloc(tlen + rest);
+		if (!np) {
+			err = ENOMEM;
+			continue;
+		}
+		memcpy(np, to, tlen);
+		memcpy(np + tlen, in->path + flen, rest);
+		free(in->path);
+		in->path = np;
+		link_path(t, in);
+	}
+out:
+	pthread_mutex_unlock(&t->lock);
+	free(moving);
+	return err;
+}
+
+void dcfs_inode_set_writer(struct dcfs_itable *t, fuse_ino_t ino,
+			   const uint64_t *size)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in)
+		in->writer_size = size;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void dcfs_inode_clear_writer(struct dcfs_itable *t, fuse_ino_t ino,
+			     const uint64_t *size)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in && in->writer_size == size)
+		in->writer_size = NULL;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int dcfs_inode_writer_size(struct dcfs_itable *t, fuse_ino_t ino,
+			   uint64_t *size)
+{
+	struct inode *in;
+	int found = 0;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in && in->writer_size) {
+		*size = __atomic_load_n(in->writer_size, __ATOMIC_RELAXED);
+		found = 1;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return found;
+}
+
+int dcfs_inode_same_version(struct dcfs_itable *t, fuse_ino_t ino,
+			    double version)
+{
+	struct inode *in;
+	int same = 0;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in) {
+		same = in->version == version;
+		in->version = version;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return same;
+}
