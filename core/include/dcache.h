@@ -22,8 +22,12 @@
  *  - Threads: a dc_cache handle may be used by any number of threads at
  *    once, except where a function says otherwise.  Several handles and
  *    several processes may open one directory.  After fork() the child may
- *    keep using a handle it inherited: it opens fresh SQLite connections
- *    and never touches the parent's.
+ *    keep using a handle it inherited: it opens fresh SQLite connections.
+ *    Inherited connections that were idle (or held by the forking
+ *    thread's transaction) are closed in the child, as Python DiskCache
+ *    does, which never affects the parent's locks or data; ones in use by
+ *    other threads are abandoned.  A transaction open at fork() belongs
+ *    to the parent: in the child it is gone.
  *  - The library never prints and never aborts; messages go to the log
  *    callback given in struct dc_options.
  */
@@ -360,7 +364,8 @@ enum dc_flags {
  * With statistics on, or an eviction policy that tracks access, a hit or
  * miss is recorded in a write transaction (so DC_TIMEOUT is possible on a
  * plain Cache; a FanoutCache reports a timeout as a miss, as Python does).
- * A value file that vanished or cannot be read counts as a miss.
+ * A value file that vanished or cannot be read counts as a miss; one
+ * whose length differs from the row's size is DC_CORRUPT.
  * Returns 0, DC_NOTFOUND, DC_INVAL, DC_TIMEOUT, DC_CORRUPT, DC_UNSAFE,
  * ENOMEM, DC_SQLITE. */
 int dc_cache_get(dc_cache *cache, const struct dc_value *key,
@@ -409,6 +414,9 @@ int dc_cache_set_fd(dc_cache *cache, const struct dc_value *key, int fd,
  * dc_cache_set_file() without copying.
  * @path: receives the file's absolute path, NUL-terminated.
  * @size: size of @path; 4096 is always enough.
+ * The file is DIR/cache.db-tmp-<16 hex digits> (DIR being the FanoutCache
+ * root for a FanoutCache): Python's check() ignores names containing
+ * "cache.db", and so does dc_cache_check() until the file is a day old.
  * Returns an open read-write descriptor (O_CLOEXEC), owned by the caller,
  * or a negative DC_* code / negated errno.  A temporary file that is
  * never adopted must be unlinked by the caller; check(fix) removes stale
@@ -463,6 +471,10 @@ int dc_cache_pop(dc_cache *cache, const struct dc_value *key,
 /* ------------------------------------------------------------------ */
 /* Queue (DiskCache's push, pull, peek) and peekitem                  */
 /* ------------------------------------------------------------------ */
+
+/* Python's FanoutCache has no push/pull/peek/peekitem: on a FanoutCache
+ * handle these return DC_INVAL (use a plain Cache, or a sub-collection
+ * from dc_cache_open_sub()). */
 
 /* dc_cache_push - store @value under the next queue key.
  * @prefix: NULL for integer keys starting at 500000000000000, or a text
@@ -587,7 +599,9 @@ int dc_iter_open(dc_cache *cache, unsigned flags, const void *prefix,
 int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item);
 
 /* dc_iter_seek - DC_SORTED only: continue with the first text key
- * strictly greater than @text (used to skip a whole "directory").
+ * strictly greater than @text (with DC_REVERSE: strictly less), used to
+ * skip a whole "directory".  It never leaves the iterator's prefix range.
+ * On a FanoutCache it applies to the current shard only.
  * Returns 0 or DC_INVAL. */
 int dc_iter_seek(dc_iter *it, const void *text, size_t len);
 
