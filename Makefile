@@ -3,7 +3,10 @@
 #
 #   make            build everything into $(BUILD)/
 #   make deps       install the Debian packages the build and tests need
-#   make test       deps + build + every test suite (Check, CLI, interop)
+#   make test       deps + build + every test suite (Check, CLI, interop,
+#                   FUSE, install, mount/systemd, nginx)
+#   make try        deps + build + mount a cache at ./mnt in the foreground
+#   make install    PREFIX=/usr/local, DESTDIR honoured; make uninstall
 #   make test SAN=1 the same under AddressSanitizer/UBSan, in build-san/
 #   make bench      the benchmark table (see docs/benchmarks.md)
 #   make format     reformat C sources; make format-check to verify
@@ -59,8 +62,9 @@ FS_BIN = $(if $(FS_SRC),$(BUILD)/dcachefs)
 TOOL_SRC = $(wildcard tests/interop/*.c) $(wildcard bench/*.c)
 TOOL_BIN = $(patsubst %.c,$(BUILD)/%,$(notdir $(TOOL_SRC)))
 
-.PHONY: all deps test check-unit check-cli check-interop check-fs bench format \
-	format-check clean
+.PHONY: all deps test-deps test check-unit check-cli check-interop check-fs bench format \
+	format-check clean install uninstall try check-install check-mount \
+	check-nginx
 all: $(LIB_A) $(LIB_SO) $(CLI) $(FS_BIN) $(TEST_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c
@@ -110,26 +114,43 @@ $(BUILD)/%: bench/%.c $(LIB_A)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) \
 		$(SQLITE_LIBS) -lm
 
-# Debian packages needed to build and test; installed only when missing.
+# Debian packages, installed only when missing.  DEPS build and run
+# dcachefs; TEST_DEPS are what the test suites drive (nginx, systemd's
+# unit checker, man).  Installing nginx must not start Debian's own nginx
+# on port 80, so test-deps holds service starts back with policy-rc.d.
 DEPS = build-essential pkg-config libsqlite3-dev sqlite3 check \
-       libsubunit-dev python3 python3-diskcache clang-format \
-       libfuse3-dev fuse3 attr
-deps:
-	@missing=""; for p in $(DEPS); do \
+       libsubunit-dev python3 python3-diskcache libfuse3-dev fuse3 attr
+TEST_DEPS = clang-format systemd nginx groff-base man-db
+APT_INSTALL = \
+	missing=""; for p in $$pkgs; do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi; \
+		held=; if [ -n "$$hold" ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '\043!/bin/sh\nexit 101\n' | \
+			$$SUDO tee /usr/sbin/policy-rc.d >/dev/null && \
+			$$SUDO chmod 755 /usr/sbin/policy-rc.d && held=1; \
+		fi; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-			--no-install-recommends $$missing; \
+			--no-install-recommends $$missing; rc=$$?; \
+		[ -z "$$held" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; \
+		exit $$rc; \
 	fi
 
-test: deps
+deps:
+	@pkgs="$(DEPS)"; hold=; $(APT_INSTALL)
+
+test-deps: deps
+	@pkgs="$(TEST_DEPS)"; hold=1; $(APT_INSTALL)
+
+test: test-deps
 	$(MAKE) all
-	$(MAKE) check-unit check-cli check-interop check-fs
+	$(MAKE) check-unit check-cli check-interop check-fs check-install \
+		check-mount check-nginx
 
 check-unit: $(TEST_BIN)
 	$(TEST_BIN)
@@ -143,6 +164,102 @@ check-interop: $(CLI) $(TOOL_BIN)
 
 check-fs: $(FS_BIN) $(CLI)
 	@if [ -x tests/fs/run.sh ]; then BUILD=$(BUILD) tests/fs/run.sh; fi
+
+# The installed tree, tried from a temporary DESTDIR: pkg-config, a C
+# program linked statically and dynamically, man pages, uninstall.
+check-install: $(LIB_A) $(LIB_SO) $(CLI) $(FS_BIN)
+	@if [ -x tests/install/run.sh ]; then \
+		BUILD=$(BUILD) tests/install/run.sh; fi
+
+# fstab (mount -T), mount -t fuse.dcachefs, the helper, systemd units,
+# sd_notify, SIGHUP and logs.
+check-mount: $(CLI) $(FS_BIN)
+	@if [ -x tests/mount/run.sh ]; then BUILD=$(BUILD) tests/mount/run.sh; fi
+
+# nginx serving cached values through X-Accel-Redirect.
+check-nginx: $(CLI) $(FS_BIN)
+	@if [ -x tests/nginx/run.sh ]; then BUILD=$(BUILD) tests/nginx/run.sh; fi
+
+# A first try: mount a cache with default options at ./mnt, in the
+# foreground; Ctrl-C unmounts.  The cache lives in ./try-cache.
+TRY_CACHE ?= try-cache
+try: deps
+	$(MAKE) $(FS_BIN) $(CLI)
+	@mkdir -p mnt
+	@echo
+	@echo "Mounting the cache $(TRY_CACHE)/ at ./mnt (Ctrl-C unmounts)."
+	@echo "In another terminal, in $(CURDIR):"
+	@echo "  echo hello > mnt/greeting; cat mnt/greeting; ls -l mnt"
+	@echo "  getfattr -d -m - mnt/greeting; cat mnt/.ctl/stats; df -h mnt"
+	@echo "  $(CLI) -d $(TRY_CACHE) set --expire 1m note hi; cat mnt/note"
+	@echo "  /usr/bin/python3 -c \"import diskcache;" \
+		"print(diskcache.Cache('$(TRY_CACHE)')['greeting'])\""
+	@echo
+	@trap : INT TERM; $(FS_BIN) -f $(TRY_CACHE) mnt; \
+		echo "unmounted ./mnt; the cache stays in $(TRY_CACHE)/"
+
+# Installation.  The mount helper goes where mount(8) looks for helpers
+# (/sbin, whatever the prefix); units where systemd looks for a prefix.
+VERSION := $(shell sed -n 's/^\#define DC_VERSION "\(.*\)"/\1/p' \
+	core/include/dcache.h)
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/dcachefs
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+MOUNTHELPERDIR ?= /sbin
+MAN1 = $(wildcard docs/man/*.1)
+MAN3 = $(wildcard docs/man/*.3)
+MAN8 = $(wildcard docs/man/*.8)
+EXAMPLES = systemd/mnt-cache.mount systemd/mnt-cache.automount
+D = $(DESTDIR)
+
+install: $(LIB_A) $(LIB_SO) $(CLI) $(FS_BIN)
+	install -d $(D)$(BINDIR) $(D)$(LIBDIR) $(D)$(INCLUDEDIR) \
+		$(D)$(PKGCONFIGDIR) $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 \
+		$(D)$(MANDIR)/man8 $(D)$(DOCDIR)/examples \
+		$(D)$(SYSTEMDUNITDIR) $(D)$(MOUNTHELPERDIR)
+	install -m 755 $(FS_BIN) $(CLI) $(D)$(BINDIR)/
+	install -m 644 $(LIB_A) $(D)$(LIBDIR)/libdcache.a
+	install -m 755 $(LIB_SO) $(D)$(LIBDIR)/libdcache.so.$(VERSION)
+	ln -sf libdcache.so.$(VERSION) $(D)$(LIBDIR)/libdcache.so.0
+	ln -sf libdcache.so.0 $(D)$(LIBDIR)/libdcache.so
+	install -m 644 core/include/dcache.h $(D)$(INCLUDEDIR)/dcache.h
+	sed -e 's|@prefix@|$(PREFIX)|; s|@libdir@|$(LIBDIR)|' \
+		-e 's|@includedir@|$(INCLUDEDIR)|; s|@version@|$(VERSION)|' \
+		dcache.pc.in > $(D)$(PKGCONFIGDIR)/dcache.pc
+	chmod 644 $(D)$(PKGCONFIGDIR)/dcache.pc
+	install -m 644 $(MAN1) $(D)$(MANDIR)/man1/
+	install -m 644 $(MAN3) $(D)$(MANDIR)/man3/
+	install -m 644 $(MAN8) $(D)$(MANDIR)/man8/
+	sed -e 's|^bindir=.*|bindir=$(BINDIR)|' \
+		mount-helpers/mount.fuse.dcachefs \
+		> $(D)$(MOUNTHELPERDIR)/mount.fuse.dcachefs
+	chmod 755 $(D)$(MOUNTHELPERDIR)/mount.fuse.dcachefs
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' systemd/dcachefs@.service \
+		> $(D)$(SYSTEMDUNITDIR)/dcachefs@.service
+	chmod 644 $(D)$(SYSTEMDUNITDIR)/dcachefs@.service
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' systemd/dcachefs.conf.example \
+		> $(D)$(DOCDIR)/examples/dcachefs.conf.example
+	install -m 644 $(EXAMPLES) $(D)$(DOCDIR)/examples/
+
+uninstall:
+	rm -f $(D)$(BINDIR)/dcachefs $(D)$(BINDIR)/dcache \
+		$(D)$(LIBDIR)/libdcache.a $(D)$(LIBDIR)/libdcache.so \
+		$(D)$(LIBDIR)/libdcache.so.0 \
+		$(D)$(LIBDIR)/libdcache.so.$(VERSION) \
+		$(D)$(INCLUDEDIR)/dcache.h $(D)$(PKGCONFIGDIR)/dcache.pc \
+		$(addprefix $(D)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+		$(addprefix $(D)$(MANDIR)/man3/,$(notdir $(MAN3))) \
+		$(addprefix $(D)$(MANDIR)/man8/,$(notdir $(MAN8))) \
+		$(D)$(MOUNTHELPERDIR)/mount.fuse.dcachefs \
+		$(D)$(SYSTEMDUNITDIR)/dcachefs@.service \
+		$(D)$(DOCDIR)/examples/dcachefs.conf.example \
+		$(addprefix $(D)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
+	-rmdir $(D)$(DOCDIR)/examples $(D)$(DOCDIR) 2>/dev/null
 
 bench: deps
 	$(MAKE) SAN= all
