@@ -1519,7 +1519,8 @@ START_TEST(test_overwrite_sequence_removes_old_value_file)
 	ck_assert_int_eq(get(dc_int(0), DC_FD), 0);
 	fd = g_item.fd;
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(g_item.value.type, DC_TYPE_NONE);
+	ck_assert_int_eq(g_item.value.type, DC_TYPE_BYTES); /* type only */
+	ck_assert_ptr_null(g_item.value.data);
 	data = read_fd_all(fd, &len);
 	ck_assert_uint_eq(len, 1 << 16);
 	close(fd);
@@ -1589,7 +1590,9 @@ START_TEST(test_novalue_reports_metadata_without_counting_stats)
 	    0);
 	ck_assert_int_eq(dc_cache_stats(g_cache, 1, 0, NULL, NULL), 0);
 	ck_assert_int_eq(get(dc_int(0), DC_NOVALUE), 0);
-	ck_assert_int_eq(g_item.value.type, DC_TYPE_NONE);
+	ck_assert_int_eq(g_item.value.type, DC_TYPE_BYTES); /* type only */
+	ck_assert_ptr_null(g_item.value.data);
+	ck_assert_uint_eq(g_item.value.len, 0);
 	ck_assert_int_eq(g_item.fd, -1);
 	ck_assert_int_eq(g_item.file_backed, 1);
 	ck_assert_uint_eq(g_item.size, 40000);
@@ -1670,7 +1673,8 @@ START_TEST(test_fd_keeps_reading_old_bytes_after_replace_and_delete)
 	ck_assert_int_eq(get(dc_int(0), DC_FD), 0);
 	fd1 = g_item.fd;
 	ck_assert_int_ge(fd1, 0);
-	ck_assert_int_eq(g_item.value.type, DC_TYPE_NONE);
+	ck_assert_int_eq(g_item.value.type, DC_TYPE_BYTES); /* type only */
+	ck_assert_ptr_null(g_item.value.data);
 	ck_assert_int_eq(g_item.file_backed, 1);
 	ck_assert_uint_eq(g_item.size, 40000);
 	flags = fcntl(fd1, F_GETFD);
@@ -3474,7 +3478,9 @@ START_TEST(test_iteration_reports_metadata_but_not_the_value)
 	memset(&g_item, 0x5a, sizeof(g_item));
 	ck_assert_int_eq(dc_iter_next(it, &g_buf, &g_item), 0);
 	ASSERT_VALUE_INT(&g_item.key, 0);
-	ck_assert_int_eq(g_item.value.type, DC_TYPE_NONE);
+	ck_assert_int_eq(g_item.value.type, DC_TYPE_BYTES); /* type only */
+	ck_assert_ptr_null(g_item.value.data);
+	ck_assert_uint_eq(g_item.value.len, 0);
 	ck_assert_int_eq(g_item.file_backed, 1);
 	ck_assert_uint_eq(g_item.size, 40000);
 	ASSERT_VALUE_TEXT(&g_item.tag, "tag0");
@@ -3482,7 +3488,8 @@ START_TEST(test_iteration_reports_metadata_but_not_the_value)
 	ck_assert(g_item.store_time > now_s() - 60);
 	memset(&g_item, 0x5a, sizeof(g_item));
 	ck_assert_int_eq(dc_iter_next(it, &g_buf, &g_item), 0);
-	ck_assert_int_eq(g_item.value.type, DC_TYPE_NONE);
+	ck_assert_int_eq(g_item.value.type, DC_TYPE_TEXT); /* type only */
+	ck_assert_ptr_null(g_item.value.data);
 	ck_assert_int_eq(g_item.file_backed, 0);
 	ck_assert_uint_eq(g_item.size, 6); /* bytes, not characters */
 	ck_assert_int_eq(g_item.tag.type, DC_TYPE_NONE);

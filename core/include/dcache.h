@@ -196,10 +196,16 @@ void dc_buf_release(struct dc_buf *buf);
  * _peek, _peekitem and dc_iter_next.  Strings point into the dc_buf passed
  * with the call. */
 struct dc_item {
-	struct dc_value key;   /* pull, peek, peekitem, iteration only */
-	struct dc_value value; /* type NONE with DC_NOVALUE or DC_FD */
-	struct dc_value tag;   /* type NONE: no tag */
-	double expire_time;    /* absolute Unix time; NaN (isnan) if none */
+	struct dc_value key; /* pull, peek, peekitem, iteration only */
+	/* The value.  With DC_NOVALUE, with DC_FD for a file-backed value,
+	 * and in iteration, only what the row itself holds is reported:
+	 * value.type is the stored type (INT, FLOAT, TEXT, BYTES, PICKLE),
+	 * value.i / value.f hold the number of an INT / FLOAT, and value.data
+	 * is NULL with value.len 0 for TEXT, BYTES and PICKLE (size has the
+	 * length).  So the type is known without reading the value. */
+	struct dc_value value;
+	struct dc_value tag; /* type NONE: no tag */
+	double expire_time;  /* absolute Unix time; NaN (isnan) if none */
 	double store_time;
 	double access_time;
 	int64_t access_count;
@@ -441,6 +447,65 @@ int dc_cache_set_file(dc_cache *cache, const struct dc_value *key,
 int dc_cache_touch(dc_cache *cache, const struct dc_value *key, double expire,
 		   unsigned flags);
 
+/* What dc_cache_set_meta changes (a bit set). */
+enum dc_meta {
+	DC_META_TAG = 1 << 0,         /* the tag */
+	DC_META_EXPIRE_TIME = 1 << 1, /* the absolute expire_time */
+};
+
+/* dc_cache_set_meta - change a live key's tag and/or expire_time without
+ * touching its value, value file, store/access time or access count.
+ * @what: DC_META_TAG, DC_META_EXPIRE_TIME or both; no other bits, not 0.
+ * @tag: with DC_META_TAG, the new tag (NULL or type NONE: no tag;
+ *       otherwise INT, FLOAT, TEXT or BYTES as for dc_cache_set).
+ *       Ignored without DC_META_TAG.
+ * @expire_time: with DC_META_EXPIRE_TIME, the absolute Unix time at
+ *       which the key expires (a time in the past expires it at once), or
+ *       DC_NO_EXPIRE.  Unlike dc_cache_touch it is not relative to now.
+ *       Ignored without DC_META_EXPIRE_TIME.
+ * @flags: DC_RETRY.
+ * Returns 0, DC_NOTFOUND (missing or expired), DC_INVAL (bad key, tag,
+ * @what, or an infinite @expire_time), DC_TIMEOUT, DC_SQLITE. */
+int dc_cache_set_meta(dc_cache *cache, const struct dc_value *key,
+		      unsigned what, const struct dc_value *tag,
+		      double expire_time, unsigned flags);
+
+/* dc_cache_rename - give a live key's entry the name @newkey, keeping its
+ * value (and value file), type, expire_time, tag, store and access time
+ * and access count, in one transaction.  The value is never copied.
+ * A live or expired entry at @newkey is replaced and its value file
+ * removed after the commit.  With DC_ADD a live @newkey is left alone and
+ * DC_EXISTS returned (an expired one is still replaced, as dc_cache_add
+ * does).  Renaming a key onto itself (or onto a key SQLite compares
+ * equal, such as int 1 and float 1.0 in a plain Cache) stores @newkey's
+ * form and changes nothing else; with DC_ADD it is DC_EXISTS.  Neither
+ * statistics nor the write-time cull run.
+ * Within a plain Cache or one FanoutCache shard the row is updated in
+ * place: it keeps its rowid, so its place in insertion order (iteration,
+ * peekitem) stays, and its value file stays where it is.
+ * When @newkey belongs to another FanoutCache shard, both shards are
+ * locked (in index order, so two renames never deadlock), the row is
+ * inserted into the target shard (a new rowid: it is the newest there)
+ * and deleted from the source.  Its value file gets a second name in the
+ * target shard's layout (a hard link: same inode, same filesystem, no
+ * copy) before the commits; the old name is unlinked after them, the new
+ * one if anything fails.  The target shard commits first, so a crash (or
+ * a failing second commit) between the two commits leaves the entry
+ * under both names, each readable with its file -- never under neither;
+ * a crash after them leaves at most an unreferenced file, which
+ * check(fix) removes.  Inside dc_cache_begin() the shards commit in index
+ * order at dc_cache_commit() instead, which is not atomic across shards.
+ * A filesystem without hard links gives its errno (EPERM, ENOTSUP, ...)
+ * and nothing changes.
+ * @flags: DC_RETRY, DC_ADD.
+ * Returns 0, DC_NOTFOUND (@key missing or expired, or its value file
+ * vanished), DC_EXISTS (DC_ADD), DC_INVAL (malformed key), DC_UNSAFE (the
+ * entry's filename points outside the cache), DC_TIMEOUT, an errno from
+ * linking the file, DC_SQLITE.  On any error nothing changed (except as
+ * said for a failing second commit). */
+int dc_cache_rename(dc_cache *cache, const struct dc_value *key,
+		    const struct dc_value *newkey, unsigned flags);
+
 /* dc_cache_delete - delete a live key.  An expired key is left in place
  * and reported DC_NOTFOUND, as in DiskCache.  Returns 0, DC_NOTFOUND,
  * DC_TIMEOUT, ... */
@@ -537,6 +602,21 @@ int dc_cache_len(dc_cache *cache, uint64_t *count);
 /* dc_cache_volume - database pages plus value-file bytes, in bytes. */
 int dc_cache_volume(dc_cache *cache, uint64_t *bytes);
 
+/* dc_cache_changes - a number that changes whenever a write is
+ * committed to the cache by any connection: this handle, another handle,
+ * another process, Python DiskCache.  Compare it with an earlier value to
+ * learn whether anything may have changed.  It never stays still across a
+ * commit that changed a row; it may also move when nothing a reader sees
+ * did (a hit counted by statistics, settings rewritten by an opener).
+ * Reads and operations that change nothing (a miss, DC_EXISTS) leave it
+ * alone.  It is the sum over shards of SQLite's data_version, read on a
+ * connection the handle opens for this purpose at the first call (one per
+ * shard), plus the number of row-changing transactions this handle
+ * committed.  No transaction, no lock, no write; any thread.
+ * Returns 0 and sets *counter, DC_INVAL, or an error opening or reading
+ * the database (DC_SQLITE, DC_TIMEOUT, an errno). */
+int dc_cache_changes(dc_cache *cache, uint64_t *counter);
+
 /* dc_cache_stats - read hits and misses (before any reset), then if
  * @reset zero them, then turn statistics on (@enable 1) or off (0).
  * @hits, @misses may be NULL. */
@@ -592,8 +672,9 @@ int dc_iter_open(dc_cache *cache, unsigned flags, const void *prefix,
 		 size_t prefix_len, dc_iter **out);
 
 /* dc_iter_next - the next key, in item->key.  The metadata (expire_time,
- * tag, size, file_backed, times) is filled too; the value itself is not
- * read (item->value.type is NONE; use dc_cache_get).
+ * tag, size, file_backed, times) is filled too, and item->value as with
+ * DC_NOVALUE: the stored type, the number of an INT or FLOAT, no data
+ * (use dc_cache_get for that).
  * @buf: receives the key's and the tag's data.
  * Returns 0, DC_NOTFOUND at the end, or an error. */
 int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item);
@@ -601,8 +682,11 @@ int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item);
 /* dc_iter_seek - DC_SORTED only: continue with the first text key
  * strictly greater than @text (with DC_REVERSE: strictly less), used to
  * skip a whole "directory".  It never leaves the iterator's prefix range.
+ * @text is compared bytewise, as SQLite compares text, and need not be
+ * valid UTF-8: "dir/\xff" skips every key below "dir/" (no UTF-8 text
+ * contains the byte 0xff).
  * On a FanoutCache it applies to the current shard only.
- * Returns 0 or DC_INVAL. */
+ * Returns 0 or DC_INVAL (not DC_SORTED, or NULL @text with a length). */
 int dc_iter_seek(dc_iter *it, const void *text, size_t len);
 
 /* dc_iter_close - free the iterator.  Accepts NULL. */

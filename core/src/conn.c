@@ -36,21 +36,27 @@ static struct dc_conn *orphans; /* protected by reg_lock */
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&reg_lock);
-	for (struct dc_shard *s = reg_head; s; s = s->reg_next)
+	for (struct dc_shard *s = reg_head; s; s = s->reg_next) {
 		pthread_mutex_lock(&s->lock);
+		pthread_mutex_lock(&s->poll_lock);
+	}
 }
 
 static void atfork_parent(void)
 {
-	for (struct dc_shard *s = reg_head; s; s = s->reg_next)
+	for (struct dc_shard *s = reg_head; s; s = s->reg_next) {
+		pthread_mutex_unlock(&s->poll_lock);
 		pthread_mutex_unlock(&s->lock);
+	}
 	pthread_mutex_unlock(&reg_lock);
 }
 
 static void atfork_child(void)
 {
-	for (struct dc_shard *s = reg_head; s; s = s->reg_next)
+	for (struct dc_shard *s = reg_head; s; s = s->reg_next) {
 		pthread_mutex_init(&s->lock, NULL);
+		pthread_mutex_init(&s->poll_lock, NULL);
+	}
 	pthread_mutex_init(&reg_lock, NULL);
 	atomic_fetch_add(&fork_gen, 1);
 }
@@ -470,6 +476,7 @@ int dc_tx_begin(struct dc_conn *c, unsigned flags, struct dc_tx *tx)
 		return r;
 	}
 	c->depth = 1;
+	c->tc_begin = sqlite3_total_changes64(c->db);
 	tx->savepoint = 0;
 	c->garbage.len = 0;
 	c->created.len = 0;
@@ -517,6 +524,11 @@ int dc_tx_end(struct dc_tx *tx, int ok, int rc)
 		}
 	}
 	if (ok) {
+		/* Counted for dc_cache_changes() only when rows changed: a
+		 * miss (delete, touch) commits an empty transaction. */
+		if (sqlite3_total_changes64(c->db) != c->tc_begin)
+			atomic_fetch_add_explicit(&c->shard->commits, 1,
+						  memory_order_relaxed);
 		dc_strlist_foreach(&c->garbage, name)
 		    dc_disk_remove(&c->shard->disk, name, strlen(name));
 	} else {
@@ -631,4 +643,87 @@ int dc_conn_user_rollback(struct dc_shard *s)
 	c->pinned = 0;
 	dc_conn_put(c);
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Change counter (dc_cache_changes)                                  */
+/* ------------------------------------------------------------------ */
+
+static void poll_close_locked(struct dc_shard *s)
+{
+	sqlite3_finalize(s->poll_st);
+	sqlite3_close_v2(s->poll_db);
+	s->poll_st = NULL;
+	s->poll_db = NULL;
+	/* A new connection's data_version starts afresh: continue above
+	 * the last value handed out, so the counter never repeats one. */
+	s->poll_base = s->poll_last + 1;
+}
+
+void dc_shard_poll_close(struct dc_shard *s)
+{
+	pthread_mutex_lock(&s->poll_lock);
+	poll_close_locked(s);
+	pthread_mutex_unlock(&s->poll_lock);
+}
+
+static int poll_open_locked(struct dc_shard *s)
+{
+	int rc;
+
+	rc = sqlite3_open_v2(s->dbpath, &s->poll_db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+				 SQLITE_OPEN_EXRESCODE,
+			     NULL);
+	if (rc == SQLITE_OK) {
+		/* Reading data_version starts a read transaction, which in
+		 * WAL mode waits only for a WAL recovery: give it time even
+		 * on a FanoutCache shard's 10 ms. */
+		sqlite3_busy_timeout(
+		    s->poll_db, s->timeout_ms > 5000 ? s->timeout_ms : 5000);
+		rc = sqlite3_prepare_v3(s->poll_db, "PRAGMA data_version", -1,
+					SQLITE_PREPARE_PERSISTENT, &s->poll_st,
+					NULL);
+	}
+	if (rc != SQLITE_OK) {
+		rc = dc_sqlerr_db(s->poll_db, &s->log, rc,
+				  "PRAGMA data_version");
+		poll_close_locked(s);
+		return rc ? rc : DC_SQLITE;
+	}
+	s->poll_gen = dc_fork_generation();
+	return 0;
+}
+
+int dc_shard_changes(struct dc_shard *s, uint64_t *counter)
+{
+	int64_t v = 0;
+	int rc = 0, r;
+
+	pthread_mutex_lock(&s->poll_lock);
+	/* A connection inherited over fork() is closed, not used, as for
+	 * the pool (see close_inherited()). */
+	if (s->poll_db && s->poll_gen != dc_fork_generation())
+		poll_close_locked(s);
+	if (!s->poll_db)
+		rc = poll_open_locked(s);
+	if (rc)
+		goto out;
+	r = sqlite3_step(s->poll_st);
+	if (r == SQLITE_ROW)
+		v = sqlite3_column_int64(s->poll_st, 0);
+	sqlite3_reset(s->poll_st);
+	if (r != SQLITE_ROW) {
+		rc =
+		    dc_sqlerr_db(s->poll_db, &s->log, r, "PRAGMA data_version");
+		if (!rc)
+			rc = DC_SQLITE;
+		goto out;
+	}
+	s->poll_last = s->poll_base + (uint64_t)v;
+	*counter = s->poll_last +
+		   atomic_load_explicit(&s->commits, memory_order_relaxed);
+out:
+	pthread_mutex_unlock(&s->poll_lock);
+	return rc;
 }

@@ -292,9 +292,6 @@ int dc_disk_check_value(const struct dc_value *v)
 	case DC_TYPE_FLOAT:
 		return 0;
 	case DC_TYPE_TEXT:
-		if ((v->len && !v->data) || v->len > INT_MAX)
-			return DC_INVAL;
-		return 0;
 	case DC_TYPE_BYTES:
 	case DC_TYPE_PICKLE:
 		if (v->len && !v->data)
@@ -563,6 +560,8 @@ int dc_disk_store(const struct dc_disk *d, const struct dc_value *v,
 			return DC_INVAL;
 		/* The threshold counts code points, as Python's len(str). */
 		if ((int64_t)ncp < min_file_size) {
+			if (v->len > INT_MAX)
+				return DC_INVAL;
 			out->mode = DC_MODE_RAW;
 			return 0;
 		}
@@ -756,4 +755,113 @@ void dc_disk_remove(const struct dc_disk *d, const char *name, size_t len)
 		}
 		close(pfd);
 	}
+}
+
+/* Open the directory part of the relative path in @path (modified: the
+ * last '/' becomes NUL) below @dirfd without following symlinks.  *leaf
+ * points at the last component.  Returns a descriptor or a negated
+ * errno; a name without '/' gets a duplicate of @dirfd. */
+static int open_parent(int dirfd, char *path, const char **leaf)
+{
+	char *slash = strrchr(path, '/');
+	int fd;
+
+	if (!slash) {
+		*leaf = path;
+		fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
+	}
+	*slash = '\0';
+	*leaf = slash + 1;
+	return dc_disk_safe_open(dirfd, path, O_PATH | O_DIRECTORY, 0);
+}
+
+static int unsafe_or_errno(int negerr)
+{
+	return negerr == -ELOOP || negerr == -EXDEV ? DC_UNSAFE : -negerr;
+}
+
+int dc_disk_link(const struct dc_disk *from, const char *name, size_t len,
+		 const struct dc_disk *to, char newname[DC_FNAME_SIZE])
+{
+	char src[DC_PATH_MAX], dst[DC_FNAME_SIZE];
+	const char *sleaf, *dleaf;
+	struct stat a, b;
+	int sfd = -1, dfd = -1, fd, rc, made = 0;
+
+	rc = column_path(from, name, len, src);
+	if (rc)
+		return rc;
+	/* The file itself, opened safely, is what must get the new name:
+	 * its identity is compared with the link's afterwards, so that a
+	 * symlink swapped in meanwhile can never link a foreign file. */
+	fd = dc_disk_safe_open(from->dirfd, src, O_PATH, 0);
+	if (fd < 0) {
+		rc = unsafe_or_errno(fd);
+		goto out;
+	}
+	rc = fstat(fd, &a) < 0 ? errno : S_ISREG(a.st_mode) ? 0 : DC_UNSAFE;
+	close(fd);
+	if (rc)
+		goto out;
+	sfd = open_parent(from->dirfd, src, &sleaf);
+	if (sfd < 0) {
+		rc = unsafe_or_errno(sfd);
+		goto out;
+	}
+	/* As new_file(): a fresh name, directories re-created, since a
+	 * concurrent remover may delete empty ones at any time. */
+	for (int attempt = 0; attempt < 10; attempt++) {
+		rc = dc_disk_new_name(newname);
+		if (!rc)
+			rc = dc_disk_make_dirs(to, newname);
+		if (rc)
+			break;
+		made = 1;
+		memcpy(dst, newname, DC_FNAME_SIZE);
+		dfd = open_parent(to->dirfd, dst, &dleaf);
+		if (dfd < 0) {
+			rc = -dfd;
+			dfd = -1;
+			if (rc == ENOENT)
+				continue;
+			break;
+		}
+		if (linkat(sfd, sleaf, dfd, dleaf, 0) == 0) {
+			rc = 0;
+			break;
+		}
+		rc = errno;
+		close(dfd);
+		dfd = -1;
+		if (rc != EEXIST && rc != ENOENT)
+			break;
+		/* ENOENT: our directory vanished, or the source did. */
+		if (rc == ENOENT &&
+		    faccessat(sfd, sleaf, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			break;
+	}
+	if (rc)
+		goto out;
+	if (fstatat(dfd, dleaf, &b, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		unlinkat(dfd, dleaf, 0);
+		rc = DC_UNSAFE;
+	}
+out:
+	if (rc == DC_UNSAFE || (rc > 0 && rc != ENOENT))
+		dc_log(from->log,
+		       rc == DC_UNSAFE ? DC_LOG_WARNING : DC_LOG_ERROR,
+		       "cannot link value file '%.*s' into another shard: %s",
+		       (int)(len > 200 ? 200 : len), name ? name : "",
+		       dc_strerror(rc));
+	/* Remove directories made for nothing; an EEXIST name is not
+	 * ours. */
+	if (rc && made && rc != EEXIST)
+		dc_disk_remove(to, newname, strlen(newname));
+	if (sfd >= 0)
+		close(sfd);
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
 }

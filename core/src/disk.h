@@ -126,4 +126,15 @@ int dc_disk_read_fd(int fd, struct dc_buf *buf, size_t off, size_t *len);
  * names are logged and left alone. */
 void dc_disk_remove(const struct dc_disk *d, const char *name, size_t len);
 
+/* dc_disk_link - give the value file @name (a column value of @len bytes)
+ * of cache directory @from a second, new name in @to's layout (a hard
+ * link: same inode, no copy), written to @newname.  Both names stay; the
+ * caller unlinks the old one once the move is committed.  Symlinks are
+ * never followed, and a link that would not be the same file as the one
+ * found at @name is removed again (DC_UNSAFE).
+ * Returns 0, DC_UNSAFE, ENOENT (the file vanished), or an errno (EXDEV,
+ * EPERM, EMLINK, ENOSPC ... where hard links are impossible). */
+int dc_disk_link(const struct dc_disk *from, const char *name, size_t len,
+		 const struct dc_disk *to, char newname[DC_FNAME_SIZE]);
+
 #endif /* DC_DISK_H */

@@ -913,3 +913,71 @@ int dc_cache_setting_set(dc_cache *c, const char *name,
 	}
 	return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* Metadata, rename, change counter                                   */
+/* ------------------------------------------------------------------ */
+
+int dc_cache_set_meta(dc_cache *c, const struct dc_value *key, unsigned what,
+		      const struct dc_value *tag, double expire_time,
+		      unsigned flags)
+{
+	struct dc_shard *s;
+	struct dc_dbkey k;
+	int rc;
+
+	rc = route(c, key, &k, &s);
+	if (rc)
+		return rc;
+	if (what == 0 ||
+	    (what & ~(unsigned)(DC_META_TAG | DC_META_EXPIRE_TIME)))
+		return DC_INVAL;
+	if (what & DC_META_TAG) {
+		rc = dc_disk_check_tag(tag);
+		if (rc)
+			return rc;
+	}
+	if ((what & DC_META_EXPIRE_TIME) && check_expire(expire_time))
+		return DC_INVAL;
+	return dc_shard_set_meta(s, &k, what, tag, expire_time, flags);
+}
+
+int dc_cache_rename(dc_cache *c, const struct dc_value *key,
+		    const struct dc_value *newkey, unsigned flags)
+{
+	struct dc_shard *s, *t;
+	struct dc_dbkey k, nk;
+	int rc;
+
+	rc = route(c, key, &k, &s);
+	if (!rc)
+		rc = route(c, newkey, &nk, &t);
+	if (rc)
+		return rc;
+	if (s == t)
+		return dc_shard_rename(s, &k, &nk, flags);
+	/* Shards are stored in index order: compare their positions. */
+	for (int i = 0; i < c->n; i++) {
+		if (c->shards[i] == s || c->shards[i] == t)
+			return dc_shard_move(s, t, c->shards[i] == s, &k, &nk,
+					     flags);
+	}
+	return DC_INVAL;
+}
+
+int dc_cache_changes(dc_cache *c, uint64_t *counter)
+{
+	uint64_t total = 0, n;
+	int rc = 0;
+
+	if (!c || !counter)
+		return DC_INVAL;
+	for (int i = 0; i < c->n && !rc; i++) {
+		n = 0;
+		rc = dc_shard_changes(c->shards[i], &n);
+		total += n;
+	}
+	if (!rc)
+		*counter = total;
+	return rc;
+}

@@ -20,6 +20,7 @@ struct row {
 	int64_t rowid;
 	int raw;
 	struct dc_value key, tag;
+	struct dc_value val; /* type, and the number of INT / FLOAT */
 	size_t key_off, tag_off;
 	double expire, store, access;
 	int64_t count, size;
@@ -46,6 +47,7 @@ struct dc_iter {
 	struct row rows[PAGE];
 	int nrows, cur;
 	int shard_done;
+	int pagesize; /* rows to read next; 0: start afresh */
 	struct dc_buf page;
 };
 
@@ -164,6 +166,32 @@ static int set_last(struct dc_iter *it, const struct dc_value *k, int64_t raw)
 	return 0;
 }
 
+/* The stored type of a row's value, as dc_cache_get(DC_NOVALUE) reports
+ * it: from the mode, and for inline values the column's storage class. */
+static void row_value(sqlite3_stmt *st, struct dc_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	switch (sqlite3_column_int(st, DC_ICOL_MODE)) {
+	case DC_MODE_RAW:
+		dc_disk_column(st, DC_ICOL_VTYPE, v);
+		v->data = NULL;
+		v->len = 0;
+		break;
+	case DC_MODE_BINARY:
+		v->type = DC_TYPE_BYTES;
+		break;
+	case DC_MODE_TEXT:
+		v->type = DC_TYPE_TEXT;
+		break;
+	case DC_MODE_PICKLE:
+		v->type = DC_TYPE_PICKLE;
+		break;
+	default: /* unknown mode: dc_cache_get reports DC_CORRUPT */
+		v->type = DC_TYPE_NONE;
+		break;
+	}
+}
+
 /* Read the next page of the current shard into it->rows. */
 static int fetch(struct dc_iter *it)
 {
@@ -235,7 +263,13 @@ static int fetch(struct dc_iter *it)
 		bind_keyval(st, 1, &it->last);
 		sqlite3_bind_int64(st, 2, it->lastraw);
 	}
-	sqlite3_bind_int(st, 3, PAGE);
+	/* A prefix (a directory) often holds a key or two, and one probe
+	 * needs one row: start with a small page and grow it, rather than
+	 * decode PAGE rows past the range. */
+	if (it->pagesize <= 0)
+		it->pagesize = it->prefix ? 2 : PAGE;
+	sqlite3_bind_int(st, 3, it->pagesize);
+	it->pagesize = it->pagesize * 4 < PAGE ? it->pagesize * 4 : PAGE;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		struct row *w = &it->rows[n];
 
@@ -252,6 +286,7 @@ static int fetch(struct dc_iter *it)
 		w->count = sqlite3_column_int64(st, DC_ICOL_COUNT);
 		w->size = sqlite3_column_int64(st, DC_ICOL_SIZE);
 		w->has_file = sqlite3_column_int(st, DC_ICOL_HASFILE);
+		row_value(st, &w->val);
 		rc = copy_in(&it->page, &w->key, &w->key_off);
 		if (!rc)
 			rc = copy_in(&it->page, &w->tag, &w->tag_off);
@@ -352,7 +387,7 @@ int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item)
 		item->key.data = buf->data + koff;
 	if (w->tag.type >= DC_TYPE_TEXT)
 		item->tag.data = buf->data + toff;
-	item->value.type = DC_TYPE_NONE;
+	item->value = w->val;
 	item->expire_time = w->expire;
 	item->store_time = w->store;
 	item->access_time = w->access;
@@ -369,9 +404,9 @@ int dc_iter_seek(dc_iter *it, const void *text, size_t len)
 	int reverse, c;
 	size_t n;
 
+	/* Any bytes: only a bound, compared with memcmp() by SQLite's
+	 * BINARY collation, never stored or returned. */
 	if (!it || !(it->flags & DC_SORTED) || (len && !text))
-		return DC_INVAL;
-	if (!dc_utf8_check(text, len, NULL))
 		return DC_INVAL;
 	if (it->shard < 0 || it->shard >= it->cache->n)
 		return 0;
@@ -397,6 +432,7 @@ int dc_iter_seek(dc_iter *it, const void *text, size_t len)
 	 * raw flag. */
 	if (set_last(it, &k, reverse ? INT64_MIN : INT64_MAX))
 		return ENOMEM;
+	it->pagesize = 0; /* a jump: small pages again */
 	it->first = 0;
 	it->shard_done = 0;
 	it->nrows = it->cur = 0;

@@ -79,6 +79,15 @@ enum dc_stmt_id {
 	DC_ST_CHECK_FILES,
 	DC_ST_CHECK_FIX_SIZE,
 	DC_ST_DELETE_ROWID_FILE,
+	DC_ST_UPDATE_KEEP_EXPIRE,
+	DC_ST_UPDATE_KEEP_TAG,
+	DC_ST_UPDATE_KEEP_BOTH,
+	DC_ST_SET_TAG,
+	DC_ST_SET_TAG_EXPIRE,
+	DC_ST_RENAME,
+	DC_ST_INSERT_ROW,
+	DC_ST_DELETE_SELECT,
+	DC_ST_SIZE,
 	DC_ST_COUNT
 };
 
@@ -111,7 +120,7 @@ enum {
 	DC_ICOL_ACCESS,
 	DC_ICOL_COUNT,
 	DC_ICOL_MODE,
-	DC_ICOL_VLEN,
+	DC_ICOL_VTYPE, /* number, '' for text, x'' for blob, NULL */
 };
 
 const char *dc_stmt_sql(enum dc_stmt_id id);
@@ -129,6 +138,7 @@ struct dc_conn {
 	int depth;  /* transaction nesting, 0 when none is open */
 	int pinned; /* held by dc_cache_begin for one thread */
 	unsigned pragma_gen;
+	int64_t tc_begin; /* sqlite3_total_changes64() at the outermost BEGIN */
 	struct dc_strlist garbage; /* files to unlink after the commit */
 	struct dc_strlist created; /* files to remove on rollback */
 	struct dc_conn *next;      /* free list; protected by shard->lock */
@@ -147,8 +157,10 @@ struct dc_tx {
 int dc_conn_get(struct dc_shard *s, struct dc_conn **out);
 void dc_conn_put(struct dc_conn *c);
 
-/* dc_stmt - the cached prepared statement @id of @c, reset and with its
- * bindings cleared.  Returns NULL after logging on failure (*rc set). */
+/* dc_stmt - the cached prepared statement @id of @c, prepared on first
+ * use (SQLITE_PREPARE_PERSISTENT).  The caller binds every parameter and
+ * resets it after use.  Returns NULL after logging on failure (*rc
+ * set). */
 sqlite3_stmt *dc_stmt(struct dc_conn *c, enum dc_stmt_id id, int *rc);
 
 /* dc_sqlerr - map a SQLite result code to a library code, logging it. */
@@ -258,6 +270,18 @@ struct dc_shard {
 	atomic_uint pragma_gen;
 	struct dc_pragma pragmas[DC_MAX_PRAGMAS]; /* protected by lock */
 	int npragmas;                             /* protected by lock */
+
+	/* dc_cache_changes(): a connection of its own, used for nothing
+	 * but PRAGMA data_version, which moves when any other connection
+	 * commits -- this handle's pooled ones included. */
+	pthread_mutex_t poll_lock;
+	sqlite3 *poll_db;      /* protected by poll_lock */
+	sqlite3_stmt *poll_st; /* protected by poll_lock */
+	unsigned poll_gen;     /* fork generation of poll_db; poll_lock */
+	uint64_t poll_base;    /* added to data_version; poll_lock */
+	uint64_t poll_last;    /* last value returned; poll_lock */
+	/* Outermost commits by this handle that changed rows. */
+	atomic_uint_fast64_t commits;
 };
 
 /* Open options passed down by the public layer. */
@@ -286,6 +310,17 @@ int dc_shard_touch(struct dc_shard *s, const struct dc_dbkey *k, double expire,
 		   unsigned flags);
 int dc_shard_delete(struct dc_shard *s, const struct dc_dbkey *k,
 		    unsigned flags);
+int dc_shard_set_meta(struct dc_shard *s, const struct dc_dbkey *k,
+		      unsigned what, const struct dc_value *tag,
+		      double expire_time, unsigned flags);
+/* Rename within one shard: the row keeps its rowid. */
+int dc_shard_rename(struct dc_shard *s, const struct dc_dbkey *k,
+		    const struct dc_dbkey *nk, unsigned flags);
+/* Move @k's row from shard @from to @nk in shard @to (a new rowid
+ * there); @from_first: @from's index is the lower (lock order). */
+int dc_shard_move(struct dc_shard *from, struct dc_shard *to, int from_first,
+		  const struct dc_dbkey *k, const struct dc_dbkey *nk,
+		  unsigned flags);
 int dc_shard_incr(struct dc_shard *s, const struct dc_dbkey *k, int64_t delta,
 		  const int64_t *dflt, struct dc_value *result, unsigned flags);
 int dc_shard_pop(struct dc_shard *s, const struct dc_dbkey *k,
@@ -308,14 +343,12 @@ int dc_shard_volume(struct dc_shard *s, uint64_t *bytes);
 int dc_shard_volume_conn(struct dc_conn *c, double *bytes);
 int dc_shard_stats(struct dc_shard *s, int enable, int reset, uint64_t *hits,
 		   uint64_t *misses);
+/* dc_shard_changes - this shard's part of dc_cache_changes() (conn.c). */
+int dc_shard_changes(struct dc_shard *s, uint64_t *counter);
+/* Close the polling connection (at shard close). */
+void dc_shard_poll_close(struct dc_shard *s);
 int dc_shard_check(struct dc_shard *s, int fix, unsigned flags, dc_warn_fn warn,
 		   void *arg, uint64_t *nwarn);
-int dc_shard_mkstemp(const struct dc_disk *d, const char *absdir, char *path,
-		     size_t size);
-
-/* Fill @item (and @buf) from a row of GET/PULL/PEEKITEM layout. */
-struct dc_rowout;
-
 /* The generation counter bumped in a forked child (conn.c). */
 unsigned dc_fork_generation(void);
 void dc_fork_register(void);
