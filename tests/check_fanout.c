@@ -67,64 +67,6 @@ static void open_fanout(int shards, double timeout,
 	ck_assert_ptr_nonnull(g_cache);
 }
 
-/* The runner process (the one that built the suite) removes, when it
- * exits, every directory a test logged: a test process killed by a
- * timeout or a sanitizer never runs its own cleanup. */
-static pid_t g_runner;
-static char *g_log;
-
-static void remove_logged_dirs(void)
-{
-	char line[4096];
-	struct stat st;
-	FILE *f;
-
-	if (!g_log || getpid() != g_runner)
-		return;
-	f = fopen(g_log, "r");
-	if (f) {
-		while (fgets(line, sizeof(line), f)) {
-			line[strcspn(line, "\n")] = '\0';
-			if (line[0] && lstat(line, &st) == 0)
-				tu_rmtree(line);
-		}
-		fclose(f);
-	}
-	unlink(g_log);
-	free(g_log);
-	g_log = NULL;
-}
-
-static void log_test_dir(const char *dir)
-{
-	FILE *f;
-
-	if (!g_log)
-		return;
-	f = fopen(g_log, "a");
-	if (f) {
-		fprintf(f, "%s\n", dir);
-		fclose(f);
-	}
-}
-
-static void register_dir_log(const char *suite)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	if (g_log)
-		return;
-	if (!tmp || !*tmp)
-		tmp = "/tmp";
-	g_runner = getpid();
-	if (asprintf(&g_log, "%s/dcache-test-%s-%d.log", tmp, suite,
-		     (int)g_runner) < 0) {
-		g_log = NULL;
-		return;
-	}
-	atexit(remove_logged_dirs);
-}
-
 static void setup(void)
 {
 	static int registered;
@@ -134,7 +76,6 @@ static void setup(void)
 		registered = 1;
 	}
 	g_dir = tu_mkdtemp();
-	log_test_dir(g_dir);
 	dc_buf_init(&g_buf);
 	memset(&g_item, 0, sizeof(g_item));
 	open_fanout(8, 0, NULL, 0);
@@ -1798,8 +1739,6 @@ Suite *fanout_suite(void)
 {
 	Suite *s = suite_create("fanout");
 	TCase *tc;
-
-	register_dir_log("fanout");
 
 	tc = tcase(s, "layout", 30);
 	tcase_add_test(tc, test_fanout_creates_shard_directories_000_to_007);

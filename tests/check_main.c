@@ -5,6 +5,8 @@
  * tests/check_foo.c must define `Suite *foo_suite(void)`.  Pass suite
  * names as arguments to run only those (CK_RUN_CASE works as usual).
  */
+#include "testutil.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
 	}
 	if (!sr)
 		return EXIT_FAILURE;
+	tu_track_dirs();
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -15,15 +15,68 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-char *tu_mkdtemp(void)
+/* Every directory tu_mkdtemp() makes is also written to a log that the
+ * runner process reads at exit: a test process killed by a timeout or a
+ * sanitizer never runs its own cleanup, so the runner does it. */
+static pid_t track_runner;
+static char *track_log;
+
+static const char *tmp_root(void)
 {
 	const char *tmp = getenv("TMPDIR");
-	char *path;
 
-	if (!tmp || !*tmp)
-		tmp = "/tmp";
-	ck_assert(asprintf(&path, "%s/dcache-test-XXXXXX", tmp) > 0);
+	return tmp && *tmp ? tmp : "/tmp";
+}
+
+static void track_cleanup(void)
+{
+	char line[4096];
+	struct stat st;
+	FILE *f;
+
+	if (!track_log || getpid() != track_runner)
+		return;
+	f = fopen(track_log, "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (line[0] && lstat(line, &st) == 0)
+				tu_rmtree(line);
+		}
+		fclose(f);
+	}
+	unlink(track_log);
+	free(track_log);
+	track_log = NULL;
+}
+
+void tu_track_dirs(void)
+{
+	if (track_log)
+		return;
+	track_runner = getpid();
+	if (asprintf(&track_log, "%s/dcache-test-%d.log", tmp_root(),
+		     (int)track_runner) < 0) {
+		track_log = NULL;
+		return;
+	}
+	atexit(track_cleanup);
+}
+
+char *tu_mkdtemp(void)
+{
+	char *path;
+	FILE *f;
+
+	ck_assert(asprintf(&path, "%s/dcache-test-XXXXXX", tmp_root()) > 0);
 	ck_assert_ptr_nonnull(mkdtemp(path));
+	if (track_log) {
+		f = fopen(track_log, "a");
+		if (f) {
+			fprintf(f, "%s\n", path);
+			fclose(f);
+		}
+	}
 	return path;
 }
 

@@ -10,6 +10,11 @@
  * Returns a malloc'd path; aborts the test on failure. */
 char *tu_mkdtemp(void);
 
+/* tu_track_dirs - from now on, remember every tu_mkdtemp() directory and
+ * remove the survivors when this (the runner) process exits.  Called once
+ * by the runner before the suites fork their tests. */
+void tu_track_dirs(void);
+
 /* tu_rmtree - remove a directory tree; ignores errors.  Accepts NULL. */
 void tu_rmtree(const char *path);
 
