@@ -120,7 +120,7 @@ $(BUILD)/%: bench/%.c $(LIB_A)
 # on port 80, so test-deps holds service starts back with policy-rc.d.
 DEPS = build-essential pkg-config libsqlite3-dev sqlite3 check \
        libsubunit-dev python3 python3-diskcache libfuse3-dev fuse3 attr
-TEST_DEPS = clang-format systemd nginx groff-base man-db
+TEST_DEPS = clang-format systemd nginx groff-base man-db rsync
 APT_INSTALL = \
 	missing=""; for p in $$pkgs; do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \

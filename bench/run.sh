@@ -224,6 +224,10 @@ if notes:
         print('- %s' % n)
 EOF
 
+# The filesystem: dcachefs vs plain files (bench/fs.sh, its own table).
+echo
+BUILD=$BUILD bench/fs.sh || failures=$((failures + 1))
+
 # The targets are reported, not asserted; a run that failed outright is an
 # error, though.
 if [ "$failures" -ne 0 ]; then

@@ -181,6 +181,7 @@ static int render_stats(struct dcfs *fs, struct text *t)
 	struct dc_buf buf = DC_BUF_INIT;
 	const char *const *n;
 	uint64_t hits = 0, misses = 0, count = 0, volume = 0;
+	struct dcfs_coh_stats coh;
 	struct dc_value v;
 	int enabled = 0, rc;
 
@@ -209,6 +210,22 @@ static int render_stats(struct dcfs *fs, struct text *t)
 		text_add(t, "\n");
 	}
 	text_add(t, "directory %s\n", dc_cache_directory(fs->cache));
+	/* The coherence thread (absent with -o strict). */
+	if (dcfs_coh_stats(fs, &coh)) {
+		text_add(t, "coherence_interval %g\n", fs->opts.coherence);
+		text_add(t, "coherence_full_scans %llu\n",
+			 (unsigned long long)coh.full_scans);
+		text_add(t, "coherence_one_pass_scans %llu\n",
+			 (unsigned long long)coh.one_pass_scans);
+		text_add(t, "coherence_partial_scans %llu\n",
+			 (unsigned long long)coh.partial_scans);
+		text_add(t, "coherence_invalidated %llu\n",
+			 (unsigned long long)coh.invalidated);
+		text_add(t, "coherence_last_scan_ms %.1f\n", coh.last_full_ms);
+		text_add(t, "coherence_last_scan_inodes %zu\n",
+			 coh.last_full_inodes);
+	}
+	text_add(t, "known_inodes %zu\n", dcfs_inode_count(fs->itable));
 out:
 	dc_buf_release(&buf);
 	return dcfs_errno(rc);
@@ -403,6 +420,11 @@ ssize_t dcfs_ctl_write(struct dcfs_fh *fh, const char *data, size_t size)
 			err = render_setting(fs, ch->name, &result);
 	} else if (ch->action >= 0) {
 		err = run_action(fs, ch->action, data, len, &result);
+		/* Keys changed behind the kernel's back: have its caches
+		 * invalidated before this write returns (another thread
+		 * sends the notifications; see coherence.c). */
+		if (!err)
+			dcfs_coh_sync(fs);
 		if (!err && !result.err) {
 			pthread_mutex_lock(&c->lock);
 			free(c->last[ch->action]);

@@ -13,6 +13,8 @@
  *   xattr.c  the user.dcache.* extended attributes
  *   format.c numbers and human units, value rendering
  *   errno.c  DC_* codes -> errno (the only place)
+ *   service.c log destinations, SIGHUP log reopening, sd_notify
+ *   coherence.c the thread that tells the kernel what others changed
  *
  * fs/ talks to the cache only through dcache.h; it never sees SQL.
  */
@@ -62,7 +64,10 @@ struct dcfs_opts {
 	double entry_timeout;    /* seconds the kernel may cache names */
 	double attr_timeout;     /* seconds the kernel may cache attributes */
 	double negative_timeout; /* seconds the kernel may cache "no such" */
-	double default_expire;   /* for keys created here; NaN: none */
+	/* Seconds between polls for changes made by others (the coherence
+	 * bound); 0 with -o strict, which caches nothing in the kernel. */
+	double coherence;
+	double default_expire; /* for keys created here; NaN: none */
 	int ro;
 	int strict; /* no kernel caching at all (coherence bound 0) */
 	uid_t uid;
@@ -73,6 +78,7 @@ struct dcfs_opts {
 struct dcfs_itable;
 struct dcfs_xdirs;
 struct dcfs_ctl;
+struct dcfs_coh;
 
 /* The whole filesystem; the userdata of the FUSE session. */
 struct dcfs {
@@ -85,6 +91,8 @@ struct dcfs {
 	 * cache directory (the cache's disk_min_file_size, read at mount). */
 	uint64_t spool_limit;
 	struct timespec mount_time;
+	struct fuse_session *se; /* for notifications to the kernel */
+	struct dcfs_coh *coh;    /* the coherence thread, or NULL */
 };
 
 /* Every open file handle (fi->fh) starts with this. */
@@ -101,6 +109,9 @@ struct dcfs_fh {
 	 * flight holds one: the kernel may send RELEASE as soon as it has
 	 * consumed a READ reply, before our writev has returned. */
 	int refs;
+	/* The list of open handles (ops.c). */
+	struct dcfs_fh *prev, *next;
+	int listed;
 };
 
 /* ------------------------------------------------------------------ */
@@ -121,6 +132,31 @@ void dcfs_log(enum fuse_log_level level, const char *fmt, ...)
 
 /* The dc_log_fn installed in the cache. */
 void dcfs_dc_log(void *arg, enum dc_log_level level, const char *msg);
+
+/* ------------------------------------------------------------------ */
+/* service.c                                                          */
+/* ------------------------------------------------------------------ */
+
+enum dcfs_log_dest {
+	DCFS_LOG_STDERR = 0, /* the foreground (and the journal) */
+	DCFS_LOG_SYSLOG,     /* the background, without -o log= */
+	DCFS_LOG_FILE,       /* -o log=FILE, reopened on SIGHUP */
+};
+
+/* dcfs_log_open - send every later log message (ours and libfuse's) to
+ * @dest.  For DCFS_LOG_FILE, @path (absolute, borrowed for the life of
+ * the process) is opened for appending onto stderr.  0 or an errno. */
+int dcfs_log_open(enum dcfs_log_dest dest, const char *path);
+
+/* dcfs_hup_reopens_log - make SIGHUP reopen the log file (if there is
+ * one) instead of ending the session.  Call after
+ * fuse_set_signal_handlers.  0 or an errno. */
+int dcfs_hup_reopens_log(void);
+
+/* dcfs_notify - send @state ("READY=1", "STOPPING=1") to systemd's
+ * $NOTIFY_SOCKET; nothing when it is unset.  Failures are logged.
+ * 0 or an errno. */
+int dcfs_notify(const char *state);
 
 /* ------------------------------------------------------------------ */
 /* format.c                                                           */
@@ -256,6 +292,71 @@ int dcfs_inode_move(struct dcfs_itable *t, const char *from, const char *to);
 int dcfs_inode_same_version(struct dcfs_itable *t, fuse_ino_t ino,
 			    double version);
 
+/* What the kernel was last told about an inode, to tell when it went
+ * stale.  For a DCFS_FILE: the key's metadata; for a DCFS_DIR: only
+ * whether it exists. */
+struct dcfs_fp {
+	int known;   /* 0: nothing told yet */
+	int present; /* the key is live / the directory exists */
+	enum dc_type type;
+	uint64_t size; /* as a reader sees it */
+	double store_time;
+	double expire_time; /* NaN: none */
+};
+
+/* dcfs_fp_of_item - the fingerprint of a live key's metadata (NULL: a
+ * directory that exists). */
+void dcfs_fp_of_item(struct dcfs_fp *fp, const struct dc_item *item);
+
+/* dcfs_fp_same_value - 1 if @a and @b have the same presence, type, size
+ * and store time (the cached pages are still right). */
+int dcfs_fp_same_value(const struct dcfs_fp *a, const struct dcfs_fp *b);
+
+/* dcfs_fp_same_expire - 1 if the expire times are equal (NaN too). */
+int dcfs_fp_same_expire(const struct dcfs_fp *a, const struct dcfs_fp *b);
+
+/* dcfs_inode_epoch - the scan epoch: read it before reading the cache for
+ * a reply, and pass it to dcfs_inode_note after replying. */
+uint64_t dcfs_inode_epoch(struct dcfs_itable *t);
+
+/* dcfs_inode_note - record @fp as what the kernel was told about @ino.
+ * If a scan began since @epoch was read, the scan may have missed this
+ * reply: the inode is re-checked at the next tick. */
+void dcfs_inode_note(struct dcfs_itable *t, fuse_ino_t ino,
+		     const struct dcfs_fp *fp, uint64_t epoch);
+
+/* An inode as a scan sees it. */
+struct dcfs_snap {
+	fuse_ino_t ino;
+	enum dcfs_kind kind;
+	char *path;
+	struct dcfs_fp fp;
+	uint64_t seq; /* changes with every note */
+};
+
+/* dcfs_inode_snapshot - start a scan: a new epoch, and a copy of every
+ * attached file and directory inode with a known fingerprint (@all), or
+ * only of those whose note raced with an earlier scan (!@all).  Clears
+ * those re-check marks.  0 or ENOMEM. */
+int dcfs_inode_snapshot(struct dcfs_itable *t, int all, struct dcfs_snap **out,
+			size_t *n);
+void dcfs_snap_free(struct dcfs_snap *v, size_t n);
+
+/* dcfs_inode_mark - mark @ino for a re-check; 0 if it is not a known,
+ * attached file or directory with a fingerprint. */
+int dcfs_inode_mark(struct dcfs_itable *t, fuse_ino_t ino);
+
+/* dcfs_inode_rechecks - how many inodes wait for a re-check. */
+size_t dcfs_inode_rechecks(struct dcfs_itable *t);
+
+/* dcfs_inode_set_fp - a scan found @fp at @ino: record it unless a note
+ * came since the snapshot (@seq). */
+void dcfs_inode_set_fp(struct dcfs_itable *t, fuse_ino_t ino, uint64_t seq,
+		       const struct dcfs_fp *fp);
+
+/* dcfs_inode_count - the number of known inodes. */
+size_t dcfs_inode_count(struct dcfs_itable *t);
+
 /* A file with an uncommitted write handle reports the handle's size. */
 void dcfs_inode_set_writer(struct dcfs_itable *t, fuse_ino_t ino,
 			   const uint64_t *size);
@@ -284,8 +385,20 @@ int dcfs_resolve(struct dcfs *fs, const struct dcfs_node *parent,
 int dcfs_key_item(struct dcfs *fs, const char *path, struct dc_item *item,
 		  struct dc_buf *buf);
 
+/* dcfs_get_value - dc_cache_get that does not mistake a value file
+ * replaced under it (by a concurrent writer) for a missing key. */
+int dcfs_get_value(struct dcfs *fs, const struct dc_value *key,
+		   struct dc_buf *buf, struct dc_item *item, unsigned flags);
+
+/* dcfs_item_sized - set ->size of a key's metadata to the length a
+ * reader sees (an INT or FLOAT is read as its decimal rendering). */
+void dcfs_item_sized(struct dc_item *item);
+
 /* dcfs_dir_exists / dcfs_dir_has_children - for a DCFS_DIR path. */
 int dcfs_dir_exists(struct dcfs *fs, const char *path);
+/* dcfs_xdir_exists - @path is, or lies above, a mkdir'd directory (no
+ * cache access). */
+int dcfs_xdir_exists(struct dcfs *fs, const char *path);
 int dcfs_dir_has_children(struct dcfs *fs, const char *path);
 
 /* mkdir'd directories, kept until rmdir or unmount. */
@@ -319,15 +432,12 @@ void dcfs_dir_release(struct dcfs_dir *dir);
 int dcfs_tree_rename(struct dcfs *fs, enum dcfs_kind kind, const char *from,
 		     const char *to, int noreplace);
 
-/* dcfs_rewrite_key - store the value of @from under @to with the given
- * type, expiry (seconds from now or DC_NO_EXPIRE) and tag, and delete
- * @from if it differs, in one transaction.  File-backed values are
- * copied into a temporary file and adopted.  Used by rename, tag and
- * type changes. */
-int dcfs_rewrite_key(struct dcfs *fs, const struct dc_value *from,
-		     const struct dc_value *to, enum dc_type type,
-		     int keep_expire, double expire, int keep_tag,
-		     const struct dc_value *tag);
+/* dcfs_convert_key - store the value of @key converted to @type (INT,
+ * FLOAT, TEXT or BYTES; its rendered bytes parsed), keeping its tag and
+ * expiry, in one transaction.  0, EINVAL (the bytes are no such value),
+ * ENOENT or an errno. */
+int dcfs_convert_key(struct dcfs *fs, const struct dc_value *key,
+		     enum dc_type type);
 
 /* ------------------------------------------------------------------ */
 /* read.c, write.c                                                    */
@@ -400,6 +510,50 @@ void dcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		   const char *value, size_t size, int flags);
 void dcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void dcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ------------------------------------------------------------------ */
+/* coherence.c                                                        */
+/* ------------------------------------------------------------------ */
+
+/* dcfs_coh_start - start the thread that polls the cache for changes
+ * every opts.coherence seconds and invalidates what the kernel cached of
+ * changed keys, on session @se mounted at @mnt.  Call after
+ * fuse_daemonize (a fork keeps no threads).  Nothing to do (0) when
+ * opts.coherence is 0.  0 or an errno. */
+int dcfs_coh_start(struct dcfs *fs, struct fuse_session *se, const char *mnt);
+
+/* dcfs_coh_stop - stop and join the thread (no-op if not running).
+ * Call after the session loop ended, before unmounting. */
+void dcfs_coh_stop(struct dcfs *fs);
+
+/* dcfs_coh_sync - after a change the kernel did not see (a .ctl action,
+ * an xattr write): scan now and wait (at most a few seconds) until the
+ * kernel's caches are invalidated.  Never hold a lock across it. */
+void dcfs_coh_sync(struct dcfs *fs);
+
+/* What the thread did, for .ctl/stats. */
+struct dcfs_coh_stats {
+	uint64_t full_scans;     /* every known inode checked */
+	uint64_t one_pass_scans; /* of those, by one pass over the cache */
+	uint64_t partial_scans;  /* only marked inodes checked */
+	uint64_t invalidated;    /* inodes the kernel was told about */
+	double last_full_ms;     /* duration of the last full scan */
+	size_t last_full_inodes; /* inodes it checked */
+};
+
+/* dcfs_coh_stats - copy the statistics; 0 (and zeros) if no thread runs
+ * (-o strict), else 1. */
+int dcfs_coh_stats(struct dcfs *fs, struct dcfs_coh_stats *out);
+
+/* dcfs_coh_kick - scan at once, without waiting for it. */
+void dcfs_coh_kick(struct dcfs *fs);
+
+/* dcfs_coh_changed - the key at @path was changed through the mount: the
+ * kernel saw it under that name, but not under the key's other name
+ * (.keys/str/NAME for a plain path and back), which is invalidated now
+ * (waiting for it if @wait, which needs that no kernel lock a notify
+ * takes is held by the caller's request: not in unlink or rename). */
+void dcfs_coh_changed(struct dcfs *fs, const char *path, int wait);
 
 /* ------------------------------------------------------------------ */
 /* ops.c                                                              */

@@ -26,6 +26,10 @@ struct inode {
 	const uint64_t *writer_size;
 	/* Store time of the value the kernel last cached pages of. */
 	double version;
+	/* What the kernel was last told (see coherence.c). */
+	struct dcfs_fp fp;
+	uint64_t fp_seq;
+	int recheck; /* a note raced with a scan */
 	struct inode *ino_next;
 	struct inode *path_next;
 };
@@ -39,6 +43,8 @@ struct dcfs_itable {
 	size_t count;
 	fuse_ino_t next_ino;
 	struct inode root;
+	uint64_t epoch;  /* read without the lock too (atomically) */
+	size_t rechecks; /* inodes with recheck set */
 };
 
 static size_t path_hash(const char *s)
@@ -301,6 +307,8 @@ void dcfs_inode_forget(struct dcfs_itable *t, fuse_ino_t ino, uint64_t n)
 		goto out;
 	unlink_path(t, in);
 	unlink_ino(t, in);
+	if (in->recheck)
+		t->rechecks--;
 	t->count--;
 	free(in->path);
 	free(in);
@@ -440,4 +448,185 @@ int dcfs_inode_same_version(struct dcfs_itable *t, fuse_ino_t ino,
 	}
 	pthread_mutex_unlock(&t->lock);
 	return same;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fingerprints for the coherence thread                              */
+/* ------------------------------------------------------------------ */
+
+void dcfs_fp_of_item(struct dcfs_fp *fp, const struct dc_item *item)
+{
+	memset(fp, 0, sizeof(*fp));
+	fp->known = 1;
+	fp->present = 1;
+	fp->expire_time = DC_NO_EXPIRE;
+	if (!item)
+		return;
+	fp->type = item->value.type;
+	fp->size = item->size;
+	fp->store_time = item->store_time;
+	fp->expire_time = item->expire_time;
+}
+
+int dcfs_fp_same_value(const struct dcfs_fp *a, const struct dcfs_fp *b)
+{
+	return a->present == b->present && a->type == b->type &&
+	       a->size == b->size && a->store_time == b->store_time;
+}
+
+int dcfs_fp_same_expire(const struct dcfs_fp *a, const struct dcfs_fp *b)
+{
+	if (isnan(a->expire_time) || isnan(b->expire_time))
+		return isnan(a->expire_time) && isnan(b->expire_time);
+	return a->expire_time == b->expire_time;
+}
+
+uint64_t dcfs_inode_epoch(struct dcfs_itable *t)
+{
+	return __atomic_load_n(&t->epoch, __ATOMIC_ACQUIRE);
+}
+
+static void mark_recheck(struct dcfs_itable *t, struct inode *in)
+{
+	if (!in->recheck) {
+		in->recheck = 1;
+		t->rechecks++;
+	}
+}
+
+void dcfs_inode_note(struct dcfs_itable *t, fuse_ino_t ino,
+		     const struct dcfs_fp *fp, uint64_t epoch)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in && in != &t->root) {
+		in->fp = *fp;
+		in->fp_seq++;
+		/* A scan that started after this reply's cache read may have
+		 * looked at the inode before this note: look again. */
+		if (epoch != t->epoch)
+			mark_recheck(t, in);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int snap_wanted(const struct inode *in, int all)
+{
+	if (in == NULL || !in->attached || !in->fp.known)
+		return 0;
+	if (in->kind != DCFS_FILE && in->kind != DCFS_DIR)
+		return 0;
+	return all || in->recheck;
+}
+
+int dcfs_inode_snapshot(struct dcfs_itable *t, int all, struct dcfs_snap **out,
+			size_t *n)
+{
+	struct dcfs_snap *v = NULL;
+	struct inode *in;
+	size_t i, k = 0, cap;
+	int err = 0;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&t->lock);
+	__atomic_add_fetch(&t->epoch, 1, __ATOMIC_ACQ_REL);
+	cap = all ? t->count : t->rechecks;
+	if (cap == 0)
+		goto out;
+	v = calloc(cap, sizeof(*v));
+	if (!v) {
+		err = ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < t->nbuckets && k < cap; i++) {
+		for (in = t->by_ino[i]; in && k < cap; in = in->ino_next) {
+			if (in->recheck) {
+				in->recheck = 0;
+				t->rechecks--;
+			} else if (!all) {
+				continue;
+			}
+			if (!snap_wanted(in, 1))
+				continue;
+			v[k].path = strdup(in->path);
+			if (!v[k].path) {
+				err = ENOMEM;
+				goto out;
+			}
+			v[k].ino = in->ino;
+			v[k].kind = in->kind;
+			v[k].fp = in->fp;
+			v[k].seq = in->fp_seq;
+			k++;
+		}
+	}
+out:
+	pthread_mutex_unlock(&t->lock);
+	if (err) {
+		dcfs_snap_free(v, k);
+		return err;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+void dcfs_snap_free(struct dcfs_snap *v, size_t n)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i].path);
+	free(v);
+}
+
+int dcfs_inode_mark(struct dcfs_itable *t, fuse_ino_t ino)
+{
+	struct inode *in;
+	int ok;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	ok = in != &t->root && snap_wanted(in, 1);
+	if (ok)
+		mark_recheck(t, in);
+	pthread_mutex_unlock(&t->lock);
+	return ok;
+}
+
+size_t dcfs_inode_rechecks(struct dcfs_itable *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->rechecks;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void dcfs_inode_set_fp(struct dcfs_itable *t, fuse_ino_t ino, uint64_t seq,
+		       const struct dcfs_fp *fp)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in && in != &t->root && in->fp_seq == seq)
+		in->fp = *fp;
+	pthread_mutex_unlock(&t->lock);
+}
+
+size_t dcfs_inode_count(struct dcfs_itable *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->count;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }

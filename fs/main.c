@@ -11,6 +11,7 @@
 #include "dcfs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -40,6 +41,7 @@ struct cli {
 	int has_subtype;
 	int shards;
 	double timeout;
+	char *log_file; /* -o log=FILE, made absolute */
 	struct dc_setting settings[MAX_SETTINGS];
 	char *setting_text[MAX_SETTINGS]; /* owned copies backing TEXT values */
 	size_t nsettings;
@@ -61,14 +63,22 @@ static void usage(const char *prog)
 	       "    -o shards=N         a FanoutCache of N shards (new dirs)\n"
 	       "    -o timeout=DUR      SQLite busy timeout\n"
 	       "    -o default_expire=DUR  expiry of keys created here\n"
+	       "    -o coherence=DUR    how soon changes made by others show "
+	       "(default 1s)\n"
 	       "    -o entry_timeout=DUR, attr_timeout=DUR, "
 	       "negative_timeout=DUR\n"
-	       "                        kernel cache timeouts (default 1s)\n"
+	       "                        kernel cache timeouts (default 60s, "
+	       "60s, coherence)\n"
 	       "    -o strict           no kernel caching (coherence bound "
 	       "0)\n"
 	       "    -o uid=N, gid=N, umask=OCTAL  owner and modes of files\n"
 	       "    -o ro               read-only\n"
 	       "    -o allow_nfs        allow a cache directory on NFS\n"
+	       "    -o log=FILE         log to FILE (reopened on SIGHUP), not\n"
+	       "                        stderr (foreground) or syslog "
+	       "(background)\n"
+	       "mount(8)'s own options (nofail, _netdev, noauto, auto, user,\n"
+	       "users, defaults, comment=, x-*) are accepted and ignored.\n"
 	       "\n",
 	       prog);
 }
@@ -81,6 +91,47 @@ static const char *setting_name(const char *name, size_t len)
 		if (strlen(*n) == len && strncmp(*n, name, len) == 0)
 			return *n;
 	return NULL;
+}
+
+/* Options that mount(8), fstab and systemd give every filesystem and
+ * that mean nothing to this one (mount(8) acted on them already), and
+ * atime flags libfuse 3.14 does not know (relatime is the kernel's
+ * default anyway).  libfuse would refuse them all, so they are dropped;
+ * rw, ro, nosuid, nodev, noexec, exec, suid, dev, atime, noatime, sync
+ * and dirsync are libfuse's and reach the kernel. */
+static int mount_generic_opt(const char *name, size_t len)
+{
+	static const char *const names[] = {
+		"nofail",     "_netdev",     "noauto",        "auto",
+		"user",       "nouser",      "users",         "owner",
+		"group",      "defaults",    "comment",       "relatime",
+		"norelatime", "strictatime", "nostrictatime", "diratime",
+		"nodiratime", "lazytime",    "nolazytime",    "iversion",
+		"noiversion", NULL,
+	};
+	const char *const *n;
+
+	if (len >= 2 && strncmp(name, "x-", 2) == 0)
+		return 1;
+	for (n = names; *n; n++)
+		if (strlen(*n) == len && strncmp(*n, name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* An absolute path for @path, which may not exist yet (the daemon
+ * changes to / when it goes to the background). */
+static char *absolute_path(const char *path)
+{
+	char *cwd, *abs = NULL;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (cwd && asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	free(cwd);
+	return abs;
 }
 
 static int bad_value(struct cli *cli, const char *arg)
@@ -122,6 +173,15 @@ static int opt_proc(void *data, const char *arg, int key,
 	nlen = eq ? (size_t)(eq - arg) : strlen(arg);
 	val = eq ? eq + 1 : "";
 #define IS(s) (nlen == sizeof(s) - 1 && strncmp(arg, s, nlen) == 0)
+	if (mount_generic_opt(arg, nlen))
+		return 0;
+	if (IS("log")) {
+		free(cli->log_file);
+		cli->log_file = *val ? absolute_path(val) : NULL;
+		if (!cli->log_file)
+			return bad_value(cli, arg);
+		return 0;
+	}
 	if (IS("ro")) {
 		cli->opts.ro = 1;
 		return 1; /* the kernel enforces it too */
@@ -153,7 +213,8 @@ static int opt_proc(void *data, const char *arg, int key,
 		return 0;
 	}
 	if (IS("entry_timeout") || IS("attr_timeout") ||
-	    IS("negative_timeout") || IS("default_expire") || IS("timeout")) {
+	    IS("negative_timeout") || IS("default_expire") || IS("timeout") ||
+	    IS("coherence")) {
 		double d;
 
 		if (dcfs_parse_duration(val, &d) ||
@@ -167,6 +228,8 @@ static int opt_proc(void *data, const char *arg, int key,
 			cli->opts.negative_timeout = d;
 		else if (IS("default_expire"))
 			cli->opts.default_expire = d;
+		else if (IS("coherence"))
+			cli->opts.coherence = d;
 		else
 			cli->timeout = d;
 		return 0;
@@ -375,9 +438,11 @@ int main(int argc, char *argv[])
 	memset(&copts, 0, sizeof(copts));
 	um = umask(0);
 	umask(um);
-	cli.opts.entry_timeout = 1.0;
-	cli.opts.attr_timeout = 1.0;
-	cli.opts.negative_timeout = 1.0;
+	/* Kernel cache timeouts: NaN until given; see below. */
+	cli.opts.entry_timeout = NAN;
+	cli.opts.attr_timeout = NAN;
+	cli.opts.negative_timeout = NAN;
+	cli.opts.coherence = 1.0;
 	cli.opts.default_expire = DC_NO_EXPIRE;
 	cli.opts.uid = getuid();
 	cli.opts.gid = getgid();
@@ -419,9 +484,20 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	dcfs_verbose = copts.debug;
+	/* The coherence thread invalidates what others change within
+	 * opts.coherence, so names and attributes may be cached long;
+	 * "no such file" is not tracked and is cached only that long. */
+	if (cli.opts.coherence == 0)
+		cli.strict = 1;
 	if (cli.strict)
 		cli.opts.entry_timeout = cli.opts.attr_timeout =
-		    cli.opts.negative_timeout = 0;
+		    cli.opts.negative_timeout = cli.opts.coherence = 0;
+	if (isnan(cli.opts.entry_timeout))
+		cli.opts.entry_timeout = 60;
+	if (isnan(cli.opts.attr_timeout))
+		cli.opts.attr_timeout = 60;
+	if (isnan(cli.opts.negative_timeout))
+		cli.opts.negative_timeout = cli.opts.coherence;
 	fs.opts = cli.opts;
 	fs.opts.strict = cli.strict;
 
@@ -449,6 +525,17 @@ int main(int argc, char *argv[])
 	}
 	if (check_cache_dir(real, &cli) || open_cache(&fs, real, &cli))
 		goto out;
+	if (cli.log_file) {
+		int fd =
+		    open(cli.log_file, O_WRONLY | O_APPEND | O_CREAT, 0640);
+
+		if (fd < 0) {
+			fprintf(stderr, "dcachefs: log file %s: %s\n",
+				cli.log_file, strerror(errno));
+			goto out;
+		}
+		close(fd);
+	}
 	if (dcfs_itable_new(&fs.itable) || dcfs_xdirs_new(&fs.xdirs) ||
 	    dcfs_ctl_new(&fs.ctl)) {
 		fprintf(stderr, "dcachefs: out of memory\n");
@@ -465,6 +552,8 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	handlers = 1;
+	if (dcfs_hup_reopens_log() != 0)
+		goto out;
 	if (fuse_session_mount(se, mnt) != 0) {
 		fprintf(stderr, "dcachefs: cannot mount on %s\n", mnt);
 		goto out;
@@ -473,6 +562,19 @@ int main(int argc, char *argv[])
 	/* The parent exits 0 here: the mount is live. */
 	if (fuse_daemonize(copts.foreground) != 0)
 		goto out;
+	/* From here on stderr is /dev/null in the background. */
+	if (cli.log_file)
+		dcfs_log_open(DCFS_LOG_FILE, cli.log_file);
+	else if (!copts.foreground)
+		dcfs_log_open(DCFS_LOG_SYSLOG, NULL);
+	dcfs_log(FUSE_LOG_NOTICE, "mounted %s on %s", real, mnt);
+	rc = dcfs_coh_start(&fs, se, mnt);
+	if (rc) {
+		dcfs_log(FUSE_LOG_ERR, "cannot start the coherence thread: %s",
+			 strerror(rc));
+		goto out;
+	}
+	dcfs_notify("READY=1");
 
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
@@ -485,9 +587,13 @@ int main(int argc, char *argv[])
 		rc = fuse_session_loop_mt(se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
-	/* A signal (SIGTERM, SIGINT, SIGHUP) is a clean stop. */
+	/* A signal (SIGTERM, SIGINT) is a clean stop; SIGHUP only reopens
+	 * the log now. */
 	ret = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+	dcfs_notify("STOPPING=1");
+	dcfs_log(FUSE_LOG_NOTICE, "unmounting %s", mnt);
 out:
+	dcfs_coh_stop(&fs); /* before the session goes */
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)
@@ -504,5 +610,6 @@ out:
 		free(cli.pos[i]);
 	for (i = 0; i < MAX_SETTINGS; i++)
 		free(cli.setting_text[i]);
+	free(cli.log_file);
 	return ret;
 }

@@ -50,12 +50,46 @@ static struct dcfs_fh *fh_hold(const struct fuse_file_info *fi)
 	return fh;
 }
 
+/* Every open handle, so that the ones the kernel never released (the
+ * session ended with files open: SIGTERM) are closed, and their writes
+ * committed, at the end.  One filesystem per process. */
+static pthread_mutex_t fh_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dcfs_fh *fh_list;
+
+static void fh_register(struct dcfs_fh *fh)
+{
+	pthread_mutex_lock(&fh_lock);
+	fh->prev = NULL;
+	fh->next = fh_list;
+	if (fh_list)
+		fh_list->prev = fh;
+	fh_list = fh;
+	fh->listed = 1;
+	pthread_mutex_unlock(&fh_lock);
+}
+
+static void fh_unregister(struct dcfs_fh *fh)
+{
+	pthread_mutex_lock(&fh_lock);
+	if (fh->listed) {
+		if (fh->prev)
+			fh->prev->next = fh->next;
+		else
+			fh_list = fh->next;
+		if (fh->next)
+			fh->next->prev = fh->prev;
+		fh->listed = 0;
+	}
+	pthread_mutex_unlock(&fh_lock);
+}
+
 static void fh_put(struct dcfs_fh *fh)
 {
 	struct dcfs_dir *dir;
 
 	if (__atomic_sub_fetch(&fh->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
+	fh_unregister(fh);
 	switch (fh->kind) {
 	case DCFS_FH_READ:
 		dcfs_read_close(fh);
@@ -147,9 +181,10 @@ static void fill_attr(struct dcfs *fs, fuse_ino_t ino, enum dcfs_kind kind,
 	st->st_atim = ts_of(item->access_time);
 }
 
-/* Attributes and attribute timeout of an inode. */
+/* Attributes and attribute timeout of an inode, and in @fp what they
+ * tell the kernel (fp->known 0: nothing to note). */
 static int stat_node(struct dcfs *fs, const struct dcfs_node *node,
-		     struct stat *st, double *timeout)
+		     struct stat *st, double *timeout, struct dcfs_fp *fp)
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item item;
@@ -157,8 +192,11 @@ static int stat_node(struct dcfs *fs, const struct dcfs_node *node,
 	int err = 0;
 
 	*timeout = fs->opts.attr_timeout;
+	fp->known = 0;
 	if (node->kind != DCFS_FILE) {
 		fill_attr(fs, node->ino, node->kind, node->path, NULL, st);
+		if (node->kind == DCFS_DIR)
+			dcfs_fp_of_item(fp, NULL);
 		goto out;
 	}
 	err = dcfs_key_item(fs, node->path, &item, &buf);
@@ -173,16 +211,28 @@ static int stat_node(struct dcfs *fs, const struct dcfs_node *node,
 		goto out;
 	fill_attr(fs, node->ino, node->kind, node->path, &item, st);
 	*timeout = cap_ttl(*timeout, &item);
+	dcfs_fp_of_item(fp, &item);
 out:
 	dc_buf_release(&buf);
 	return err;
 }
 
-/* Reply to a lookup-like request with the inode of (@path, @kind). */
+/* After a reply that told the kernel @fp about @ino. */
+static void note(struct dcfs *fs, fuse_ino_t ino, const struct dcfs_fp *fp,
+		 uint64_t epoch)
+{
+	if (fp->known)
+		dcfs_inode_note(fs->itable, ino, fp, epoch);
+}
+
+/* Reply to a lookup-like request with the inode of (@path, @kind);
+ * @epoch was read before @item. */
 static void reply_entry(fuse_req_t req, struct dcfs *fs, const char *path,
-			enum dcfs_kind kind, const struct dc_item *item)
+			enum dcfs_kind kind, const struct dc_item *item,
+			uint64_t epoch)
 {
 	struct fuse_entry_param e;
+	struct dcfs_fp fp = { 0 };
 	fuse_ino_t ino;
 
 	memset(&e, 0, sizeof(e));
@@ -195,8 +245,12 @@ static void reply_entry(fuse_req_t req, struct dcfs *fs, const char *path,
 	fill_attr(fs, ino, kind, path, item, &e.attr);
 	e.attr_timeout = cap_ttl(fs->opts.attr_timeout, item);
 	e.entry_timeout = cap_ttl(fs->opts.entry_timeout, item);
+	if (kind == DCFS_FILE || kind == DCFS_DIR)
+		dcfs_fp_of_item(&fp, item);
 	if (fuse_reply_entry(req, &e) != 0)
 		dcfs_inode_forget(fs->itable, ino, 1);
+	else
+		note(fs, ino, &fp, epoch);
 }
 
 static void dcfs_init(void *userdata, struct fuse_conn_info *conn)
@@ -217,6 +271,29 @@ static void dcfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
+/* The session is over (unmounted, or a signal ended the loop; no request
+ * runs any more).  Files still open get no RELEASE: close them here, so
+ * that what was written to them is stored. */
+static void dcfs_destroy(void *userdata)
+{
+	struct dcfs_fh *fh;
+	int n = 0;
+
+	(void)userdata;
+	pthread_mutex_lock(&fh_lock);
+	while ((fh = fh_list) != NULL) {
+		pthread_mutex_unlock(&fh_lock);
+		fh_unregister(fh);
+		fh->refs = 1;
+		fh_put(fh);
+		n++;
+		pthread_mutex_lock(&fh_lock);
+	}
+	pthread_mutex_unlock(&fh_lock);
+	if (n)
+		dcfs_log(FUSE_LOG_NOTICE, "closed %d file(s) left open", n);
+}
+
 static void dcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct dcfs *fs = fs_of(req);
@@ -226,6 +303,7 @@ static void dcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct dc_item item;
 	enum dcfs_kind kind;
 	char *path = NULL;
+	uint64_t epoch = dcfs_inode_epoch(fs->itable);
 	int err;
 
 	err = dcfs_inode_get(fs->itable, parent, &pnode);
@@ -242,7 +320,8 @@ static void dcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (err)
 		goto out;
-	reply_entry(req, fs, path, kind, kind == DCFS_FILE ? &item : NULL);
+	reply_entry(req, fs, path, kind, kind == DCFS_FILE ? &item : NULL,
+		    epoch);
 	goto done;
 out:
 	fuse_reply_err(req, err);
@@ -274,18 +353,20 @@ static void dcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct dcfs *fs = fs_of(req);
 	struct dcfs_node node;
+	struct dcfs_fp fp;
 	struct stat st;
 	double timeout;
+	uint64_t epoch = dcfs_inode_epoch(fs->itable);
 	int err;
 
 	(void)fi;
 	err = dcfs_inode_get(fs->itable, ino, &node);
 	if (!err)
-		err = stat_node(fs, &node, &st, &timeout);
+		err = stat_node(fs, &node, &st, &timeout, &fp);
 	if (err)
 		fuse_reply_err(req, err);
-	else
-		fuse_reply_attr(req, &st, timeout);
+	else if (fuse_reply_attr(req, &st, timeout) == 0)
+		note(fs, ino, &fp, epoch);
 	dcfs_node_release(&node);
 }
 
@@ -295,8 +376,10 @@ static void dcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct dcfs *fs = fs_of(req);
 	struct dcfs_fh *fh = fh_of(fi);
 	struct dcfs_node node;
+	struct dcfs_fp fp;
 	struct stat st;
 	double timeout;
+	uint64_t epoch = dcfs_inode_epoch(fs->itable);
 	int err;
 
 	err = dcfs_inode_get(fs->itable, ino, &node);
@@ -314,12 +397,12 @@ static void dcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 						 (uint64_t)attr->st_size);
 	}
 	if (!err)
-		err = stat_node(fs, &node, &st, &timeout);
+		err = stat_node(fs, &node, &st, &timeout, &fp);
 out:
 	if (err)
 		fuse_reply_err(req, err);
-	else
-		fuse_reply_attr(req, &st, timeout);
+	else if (fuse_reply_attr(req, &st, timeout) == 0)
+		note(fs, ino, &fp, epoch);
 	dcfs_node_release(&node);
 }
 
@@ -356,6 +439,7 @@ static void dcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 	if (err)
 		goto out;
 	fi->fh = (uintptr_t)dir;
+	fh_register(&dir->fh);
 	dir = NULL;
 out:
 	free(dir);
@@ -384,7 +468,7 @@ static int is_dot(const char *name)
  * taken on its inode; e->ino stays 0 for "." and ".." and for an entry
  * that vanished since opendir (the kernel then treats it as plain). */
 static void dir_entry(struct dcfs *fs, const struct dcfs_dir *dir, size_t i,
-		      struct fuse_entry_param *e)
+		      struct fuse_entry_param *e, struct dcfs_fp *fp)
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	const struct dcfs_dirent *ent = &dir->ents[i];
@@ -392,6 +476,7 @@ static void dir_entry(struct dcfs *fs, const struct dcfs_dir *dir, size_t i,
 	char *path = NULL;
 
 	memset(e, 0, sizeof(*e));
+	fp->known = 0;
 	e->attr.st_ino = pseudo_ino(i);
 	e->attr.st_mode = dcfs_kind_is_dir(ent->kind) ? S_IFDIR : S_IFREG;
 	if (is_dot(ent->name))
@@ -410,6 +495,8 @@ static void dir_entry(struct dcfs *fs, const struct dcfs_dir *dir, size_t i,
 	fill_attr(fs, e->ino, ent->kind, path, itemp, &e->attr);
 	e->attr_timeout = cap_ttl(fs->opts.attr_timeout, itemp);
 	e->entry_timeout = cap_ttl(fs->opts.entry_timeout, itemp);
+	if (ent->kind == DCFS_FILE || ent->kind == DCFS_DIR)
+		dcfs_fp_of_item(fp, itemp);
 out:
 	free(path);
 	dc_buf_release(&buf);
@@ -422,18 +509,26 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 	struct dcfs *fs = fs_of(req);
 	struct dcfs_dir *dir = (struct dcfs_dir *)fh_of(fi);
 	struct fuse_entry_param e;
-	size_t pos = 0, n;
+	uint64_t epoch = dcfs_inode_epoch(fs->itable);
+	struct dcfs_fp *fps = NULL;
+	fuse_ino_t *inos = NULL;
+	size_t pos = 0, n, nfp = 0, k;
 	char *buf;
 	off_t i;
 
 	buf = malloc(size);
-	if (!buf) {
+	/* Entries take at least 32 bytes: room for every entry's note. */
+	if (plus) {
+		fps = malloc((size / 32 + 1) * sizeof(*fps));
+		inos = malloc((size / 32 + 1) * sizeof(*inos));
+	}
+	if (!buf || (plus && (!fps || !inos))) {
 		fuse_reply_err(req, ENOMEM);
-		return;
+		goto out;
 	}
 	for (i = off; i >= 0 && (size_t)i < dir->n; i++) {
 		if (plus) {
-			dir_entry(fs, dir, (size_t)i, &e);
+			dir_entry(fs, dir, (size_t)i, &e, &fps[nfp]);
 			n = fuse_add_direntry_plus(req, buf + pos, size - pos,
 						   dir->ents[i].name, &e,
 						   i + 1);
@@ -454,9 +549,16 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off,
 			break;
 		}
 		pos += n;
+		if (plus && e.ino && fps[nfp].known)
+			inos[nfp++] = e.ino;
 	}
-	fuse_reply_buf(req, buf, pos);
+	if (fuse_reply_buf(req, buf, pos) == 0)
+		for (k = 0; k < nfp; k++)
+			note(fs, inos[k], &fps[k], epoch);
+out:
 	free(buf);
+	free(fps);
+	free(inos);
 }
 
 static void dcfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -547,7 +649,8 @@ static void dcfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	err = dcfs_xdir_add(fs, path);
 	if (!err)
-		reply_entry(req, fs, path, DCFS_DIR, NULL);
+		reply_entry(req, fs, path, DCFS_DIR, NULL,
+			    dcfs_inode_epoch(fs->itable));
 out:
 	if (err)
 		fuse_reply_err(req, err);
@@ -588,8 +691,11 @@ static void dcfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	err = dcfs_path_key(path, &buf, &key);
 	if (!err)
 		err = dcfs_errno(dc_cache_delete(fs->cache, &key, DC_RETRY));
-	if (!err)
+	if (!err) {
 		dcfs_inode_detach(fs->itable, path);
+		/* Not waited for: the kernel holds the directory. */
+		dcfs_coh_changed(fs, path, 0);
+	}
 out:
 	fuse_reply_err(req, err);
 	dc_buf_release(&buf);
@@ -656,6 +762,12 @@ static void dcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	    dcfs_tree_rename(fs, kind, from, to, !!(flags & RENAME_NOREPLACE));
 	if (!err)
 		err = dcfs_inode_move(fs->itable, from, to);
+	if (!err && kind == DCFS_FILE) {
+		/* Other names of both keys; keys below a renamed directory
+		 * are left to the next tick. */
+		dcfs_coh_changed(fs, from, 0);
+		dcfs_coh_changed(fs, to, 0);
+	}
 out:
 	fuse_reply_err(req, err);
 	free(from);
@@ -706,6 +818,7 @@ static void dcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (err)
 		goto out;
 	fi->fh = (uintptr_t)fh;
+	fh_register(fh);
 	/* If the opener went away (interrupted), no RELEASE will come. */
 	if (fuse_reply_open(req, fi) != 0)
 		fh_put(fh);
@@ -728,6 +841,8 @@ static void dcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct dc_item item;
 	char *path = NULL;
 	fuse_ino_t ino = 0;
+	struct dcfs_fp fp;
+	uint64_t epoch = dcfs_inode_epoch(fs->itable);
 	int rc, err, fresh;
 
 	(void)mode;
@@ -778,9 +893,13 @@ static void dcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.attr_timeout = cap_ttl(fs->opts.attr_timeout, &item);
 	e.entry_timeout = cap_ttl(fs->opts.entry_timeout, &item);
 	fi->fh = (uintptr_t)fh;
+	fh_register(fh);
+	dcfs_fp_of_item(&fp, &item);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		fh_put(fh);
 		dcfs_inode_forget(fs->itable, ino, 1);
+	} else {
+		note(fs, ino, &fp, epoch);
 	}
 out:
 	if (err)
@@ -904,6 +1023,7 @@ static void dcfs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 const struct fuse_lowlevel_ops dcfs_ops = {
 	.init = dcfs_init,
+	.destroy = dcfs_destroy,
 	.lookup = dcfs_lookup,
 	.forget = dcfs_forget,
 	.forget_multi = dcfs_forget_multi,

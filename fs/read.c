@@ -44,7 +44,7 @@ int dcfs_read_open(struct dcfs *fs, const char *path, struct dcfs_fh **out,
 		err = ENOENT;
 		goto out;
 	}
-	rc = dc_cache_get(fs->cache, &key, &rh->buf, &item, DC_FD);
+	rc = dcfs_get_value(fs, &key, &rh->buf, &item, DC_FD);
 	err = dcfs_errno(rc);
 	if (err)
 		goto out;

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* Explicit (mkdir'd) directories                                     */
@@ -243,6 +242,11 @@ int dcfs_dir_has_children(struct dcfs *fs, const char *path)
 	return found;
 }
 
+int dcfs_xdir_exists(struct dcfs *fs, const char *path)
+{
+	return xd_contains(fs, path) || xd_has_below(fs, path);
+}
+
 int dcfs_dir_exists(struct dcfs *fs, const char *path)
 {
 	return !*path || xd_contains(fs, path) ||
@@ -253,13 +257,37 @@ int dcfs_dir_exists(struct dcfs *fs, const char *path)
 /* Keys                                                               */
 /* ------------------------------------------------------------------ */
 
+int dcfs_get_value(struct dcfs *fs, const struct dc_value *key,
+		   struct dc_buf *buf, struct dc_item *item, unsigned flags)
+{
+	int rc, tries = 0;
+
+	/* A writer that replaces the key deletes the old value file after
+	 * its commit: a get that read the old row may then find its file
+	 * gone and report a miss (Python's get does the same).  The key
+	 * is there all along: read it again. */
+	do
+		rc = dc_cache_get(fs->cache, key, buf, item, flags);
+	while (rc == DC_NOTFOUND && ++tries < 10 &&
+	       dc_cache_contains(fs->cache, key) == 0);
+	return rc;
+}
+
+void dcfs_item_sized(struct dc_item *item)
+{
+	char num[DCFS_NUM_MAX];
+	const void *data;
+
+	if (item->value.type == DC_TYPE_INT ||
+	    item->value.type == DC_TYPE_FLOAT)
+		item->size = dcfs_value_render(&item->value, num, &data);
+}
+
 int dcfs_key_item(struct dcfs *fs, const char *path, struct dc_item *item,
 		  struct dc_buf *buf)
 {
 	struct dc_buf kbuf = DC_BUF_INIT;
-	char num[DCFS_NUM_MAX];
 	struct dc_value key;
-	const void *data;
 	int rc, err;
 
 	err = dcfs_path_key(path, &kbuf, &key);
@@ -267,18 +295,13 @@ int dcfs_key_item(struct dcfs *fs, const char *path, struct dc_item *item,
 		err = ENOENT;
 		goto out;
 	}
+	/* Metadata only: no hit counted, no access time written; the
+	 * stored type and a number's value come with it. */
 	rc = dc_cache_get(fs->cache, &key, buf, item, DC_NOVALUE);
-	/* An inline value of length 0 may be a number, whose rendered
-	 * length we need (see /work/notes/fs-needs.md, item 1). */
-	if (rc == 0 && item->value.type == DC_TYPE_NONE && !item->file_backed &&
-	    item->size == 0)
-		rc = dc_cache_get(fs->cache, &key, buf, item, 0);
 	err = dcfs_errno(rc);
 	if (err)
 		goto out;
-	if (item->value.type == DC_TYPE_INT ||
-	    item->value.type == DC_TYPE_FLOAT)
-		item->size = dcfs_value_render(&item->value, num, &data);
+	dcfs_item_sized(item);
 out:
 	dc_buf_release(&kbuf);
 	return err;
@@ -721,90 +744,42 @@ static int convert(const void *data, size_t len, enum dc_type type,
 	return err;
 }
 
-/* Copy a file-backed value into a temporary file and adopt it under @to. */
-static int adopt_copy(struct dcfs *fs, int fd, const struct dc_value *to,
-		      enum dc_type type, double expire,
-		      const struct dc_value *tag)
+int dcfs_convert_key(struct dcfs *fs, const struct dc_value *key,
+		     enum dc_type type)
 {
-	char tmp[4096];
-	int tfd, err, rc;
-
-	tfd = dc_cache_mkstemp(fs->cache, tmp, sizeof(tmp));
-	if (tfd < 0)
-		return dcfs_errno(tfd);
-	err = dcfs_copy_fd(fd, tfd);
-	close(tfd);
-	if (!err) {
-		rc = dc_cache_set_file(fs->cache, to, tmp, type, expire, tag,
-				       DC_RETRY);
-		err = dcfs_errno(rc);
-	}
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
-int dcfs_rewrite_key(struct dcfs *fs, const struct dc_value *from,
-		     const struct dc_value *to, enum dc_type type,
-		     int keep_expire, double expire, int keep_tag,
-		     const struct dc_value *tag)
-{
-	struct dc_buf buf = DC_BUF_INIT, vbuf = DC_BUF_INIT;
-	struct dc_item item, vitem;
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item item;
 	struct dc_value value;
 	char num[DCFS_NUM_MAX];
 	const void *data;
 	size_t len;
 	int rc, err, began = 0;
 
-	item.fd = -1;
 	rc = dc_cache_begin(fs->cache, DC_RETRY);
 	err = dcfs_errno(rc);
 	if (err)
 		goto out;
 	began = 1;
-	rc = dc_cache_get(fs->cache, from, &buf, &item, DC_FD);
+	/* The whole value: it is parsed (or checked as UTF-8) anyway. */
+	rc = dcfs_get_value(fs, key, &buf, &item, 0);
 	err = dcfs_errno(rc);
 	if (err)
 		goto out;
-	if (keep_expire)
-		expire = isnan(item.expire_time)
-			     ? DC_NO_EXPIRE
-			     : item.expire_time - dcfs_now();
-	if (keep_tag)
-		tag = item.tag.type == DC_TYPE_NONE ? NULL : &item.tag;
 	value = item.value;
-	if (item.fd >= 0 && value.type == DC_TYPE_NONE) {
-		/* The stored type of a value file (fs-needs.md, item 1). */
-		rc = dc_cache_get(fs->cache, from, &vbuf, &vitem, 0);
-		err = dcfs_errno(rc);
+	if (type != value.type) {
+		len = dcfs_value_render(&value, num, &data);
+		err = convert(data, len, type, &value);
 		if (err)
 			goto out;
-		value = vitem.value;
 	}
-	if (type == DC_TYPE_NONE)
-		type = value.type;
-	if (item.fd >= 0 && type == value.type) {
-		err = adopt_copy(fs, item.fd, to, type, expire, tag);
-	} else {
-		if (item.fd >= 0 && value.data == NULL) {
-			rc = dc_cache_get(fs->cache, from, &vbuf, &vitem, 0);
-			err = dcfs_errno(rc);
-			if (err)
-				goto out;
-			value = vitem.value;
-		}
-		if (type != value.type) {
-			len = dcfs_value_render(&value, num, &data);
-			err = convert(data, len, type, &value);
-			if (err)
-				goto out;
-		}
-		rc = dc_cache_set(fs->cache, to, &value, expire, tag, DC_RETRY);
-		err = dcfs_errno(rc);
-	}
-	if (!err && !same_key(from, to))
-		err = dcfs_errno(dc_cache_delete(fs->cache, from, DC_RETRY));
+	rc = dc_cache_set(fs->cache, key, &value, DC_NO_EXPIRE,
+			  item.tag.type == DC_TYPE_NONE ? NULL : &item.tag,
+			  DC_RETRY);
+	/* The expiry exactly as it was (set() takes seconds from now). */
+	if (rc == 0 && !isnan(item.expire_time))
+		rc = dc_cache_set_meta(fs->cache, key, DC_META_EXPIRE_TIME,
+				       NULL, item.expire_time, DC_RETRY);
+	err = dcfs_errno(rc);
 out:
 	if (began) {
 		if (err)
@@ -812,10 +787,7 @@ out:
 		else
 			err = dcfs_errno(dc_cache_commit(fs->cache));
 	}
-	if (item.fd >= 0)
-		close(item.fd);
 	dc_buf_release(&buf);
-	dc_buf_release(&vbuf);
 	return err;
 }
 
@@ -834,13 +806,14 @@ static int rename_file(struct dcfs *fs, const char *from, const char *to,
 	err = dcfs_path_key(to, &tbuf, &tkey);
 	if (err)
 		goto out;
+	/* Two names of one key (a/b and .keys/str/a%2Fb): nothing to do,
+	 * as rename(2) of two links to one file. */
 	if (same_key(&fkey, &tkey))
 		goto out;
-	if (noreplace && dc_cache_contains(fs->cache, &tkey) == 0) {
-		err = EEXIST;
-		goto out;
-	}
-	err = dcfs_rewrite_key(fs, &fkey, &tkey, DC_TYPE_NONE, 1, 0, 1, NULL);
+	/* The entry keeps its value (file), type, tag and times; nothing
+	 * is copied.  DC_ADD makes RENAME_NOREPLACE atomic. */
+	err = dcfs_errno(dc_cache_rename(fs->cache, &fkey, &tkey,
+					 DC_RETRY | (noreplace ? DC_ADD : 0)));
 out:
 	dc_buf_release(&fbuf);
 	dc_buf_release(&tbuf);
@@ -904,8 +877,9 @@ static int rename_dir(struct dcfs *fs, const char *from, const char *to)
 		memcpy(np + tlen + 1, keys[i] + plen, rest);
 		fkey = dc_text(keys[i]);
 		tkey = dc_text(np);
-		err = dcfs_rewrite_key(fs, &fkey, &tkey, DC_TYPE_NONE, 1, 0, 1,
-				       NULL);
+		rc = dc_cache_rename(fs->cache, &fkey, &tkey, DC_RETRY);
+		/* One that expired since it was listed is simply gone. */
+		err = rc == DC_NOTFOUND ? 0 : dcfs_errno(rc);
 		free(np);
 	}
 	if (began) {

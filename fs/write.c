@@ -139,7 +139,7 @@ static int load(struct dcfs_wh *wh)
 	err = dcfs_path_key(node.path, &kbuf, &key);
 	if (err)
 		goto out;
-	rc = dc_cache_get(wh->fs->cache, &key, &buf, &item, DC_FD);
+	rc = dcfs_get_value(wh->fs, &key, &buf, &item, DC_FD);
 	if (rc == DC_NOTFOUND) {
 		/* Gone meanwhile: the write creates it anew. */
 		err = 0;
@@ -443,11 +443,14 @@ static int commit_locked(struct dcfs_wh *wh)
 		if (!err)
 			wh->priv = 0;
 	}
-	if (!err)
+	if (!err) {
 		wh->dirty = 0;
-	else
+		/* The key's other name (.keys/str/...) did not see it. */
+		dcfs_coh_changed(fs, node.path, 1);
+	} else {
 		dcfs_log(FUSE_LOG_ERR, "storing %s: %s", node.path,
 			 dc_strerror(rc));
+	}
 out:
 	dc_buf_release(&kbuf);
 	dc_buf_release(&mbuf);

@@ -3,12 +3,13 @@
  *
  *   expire_time   absolute Unix seconds; write to set, remove to clear
  *   expire        seconds left; write seconds (or 1h, 30m, none) = touch
- *   tag           read, write, remove
+ *   tag           read, write, remove (the value is not rewritten)
  *   type          str, int, float, bytes, pickle; write to convert
  *   store_time, access_time, access_count, key   read-only
  *
  * Errors follow the mergerfs convention: an unknown name is ENODATA, a
- * malformed value EINVAL, a read-only name EPERM.  Names outside
+ * malformed value EINVAL, writing a read-only name EPERM (removing one
+ * is a no-op: rsync -X removes every name its source lacks).  Names outside
  * user.dcache. are answered from memory, before any cache access: the
  * kernel asks for security.capability before every write(2).
  */
@@ -68,16 +69,10 @@ static void target_release(struct target *t)
 	dc_buf_release(&t->buf);
 }
 
-enum need {
-	NEED_META, /* the key and its metadata (expiry, tag, times) */
-	NEED_TYPE, /* and the stored type too */
-};
-
-/* Find the key of @ino and what @need asks for about it.  Returns 0,
- * ENODATA (not a key: directories and control files have no
+/* Find the key of @ino and its metadata (expiry, tag, times, type).
+ * Returns 0, ENODATA (not a key: directories and control files have no
  * attributes), ENOENT, or an errno. */
-static int target_get(struct dcfs *fs, fuse_ino_t ino, enum need need,
-		      struct target *t)
+static int target_get(struct dcfs *fs, fuse_ino_t ino, struct target *t)
 {
 	int rc, err;
 
@@ -94,11 +89,8 @@ static int target_get(struct dcfs *fs, fuse_ino_t ino, enum need need,
 		err = ENOENT;
 		goto out;
 	}
+	/* The stored type comes with the metadata. */
 	rc = dc_cache_get(fs->cache, &t->key, &t->buf, &t->item, DC_NOVALUE);
-	/* Only a full read tells the type today, which for a value file
-	 * means reading it (fs-needs.md, item 1): only when asked. */
-	if (rc == 0 && need == NEED_TYPE && t->item.value.type == DC_TYPE_NONE)
-		rc = dc_cache_get(fs->cache, &t->key, &t->buf, &t->item, 0);
 	err = dcfs_errno(rc);
 out:
 	return err;
@@ -130,7 +122,7 @@ void dcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	err = target_get(fs, ino, a == A_TYPE ? NEED_TYPE : NEED_META, &t);
+	err = target_get(fs, ino, &t);
 	if (err)
 		goto out;
 	switch (a) {
@@ -191,8 +183,8 @@ static int set_tag(struct dcfs *fs, struct target *t, const char *value,
 		tag = dc_textn(value, size);
 	else
 		tag = dc_bytes(value, size);
-	return dcfs_rewrite_key(fs, &t->key, &t->key, DC_TYPE_NONE, 1, 0, 0,
-				&tag);
+	return dcfs_errno(dc_cache_set_meta(fs->cache, &t->key, DC_META_TAG,
+					    &tag, 0, DC_RETRY));
 }
 
 static int set_type(struct dcfs *fs, struct target *t, const char *value,
@@ -211,7 +203,7 @@ static int set_type(struct dcfs *fs, struct target *t, const char *value,
 		return EINVAL;
 	if (type == t->item.value.type)
 		return 0;
-	return dcfs_rewrite_key(fs, &t->key, &t->key, type, 1, 0, 1, NULL);
+	return dcfs_convert_key(fs, &t->key, type);
 }
 
 void dcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -239,7 +231,7 @@ void dcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		err = EROFS;
 		goto out;
 	}
-	err = target_get(fs, ino, a == A_TYPE ? NEED_TYPE : NEED_META, &t);
+	err = target_get(fs, ino, &t);
 	if (err) {
 		if (err == ENODATA)
 			err = EPERM;
@@ -256,14 +248,17 @@ void dcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		memcpy(text, value, len);
 		text[len] = '\0';
 		if (a == A_EXPIRE_TIME) {
+			/* Absolute: stored as given, not via "now". */
 			err = dcfs_parse_double(text, len, &when);
 			if (!err && !isfinite(when))
 				err = EINVAL;
 			if (!err)
-				when -= dcfs_now();
-		} else {
-			err = dcfs_parse_duration(text, &when);
+				err = dcfs_errno(dc_cache_set_meta(
+				    fs->cache, &t.key, DC_META_EXPIRE_TIME,
+				    NULL, when, DC_RETRY));
+			break;
 		}
+		err = dcfs_parse_duration(text, &when);
 		if (err) {
 			err = EINVAL;
 			break;
@@ -284,6 +279,11 @@ void dcfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 out:
 	if (err == EINVAL)
 		dcfs_log(FUSE_LOG_INFO, "setxattr %s: malformed value", name);
+	/* A new type changes the size and bytes, a new expiry the
+	 * timeouts: invalidate every name of the key (it may also be
+	 * open under .keys/) before replying.  A tag is not cached. */
+	if (!err && a != A_TAG)
+		dcfs_coh_sync(fs);
 	fuse_reply_err(req, err);
 	target_release(&t);
 }
@@ -296,7 +296,7 @@ void dcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	size_t len = 0, n;
 	int i, err;
 
-	err = target_get(fs, ino, NEED_META, &t);
+	err = target_get(fs, ino, &t);
 	if (err == ENODATA) {
 		err = 0; /* directories and control files: no names */
 		goto reply;
@@ -337,7 +337,7 @@ void dcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		err = EROFS;
 		goto out;
 	}
-	err = target_get(fs, ino, NEED_META, &t);
+	err = target_get(fs, ino, &t);
 	if (err) {
 		if (err == ENODATA)
 			err = EPERM;
@@ -349,21 +349,28 @@ void dcfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		if (isnan(t.item.expire_time))
 			err = ENODATA;
 		else
-			err = dcfs_errno(dc_cache_touch(
-			    fs->cache, &t.key, DC_NO_EXPIRE, DC_RETRY));
+			err = dcfs_errno(dc_cache_set_meta(
+			    fs->cache, &t.key, DC_META_EXPIRE_TIME, NULL,
+			    DC_NO_EXPIRE, DC_RETRY));
 		break;
 	case A_TAG:
 		if (t.item.tag.type == DC_TYPE_NONE)
 			err = ENODATA;
 		else
-			err = dcfs_rewrite_key(fs, &t.key, &t.key, DC_TYPE_NONE,
-					       1, 0, 0, NULL);
+			err = dcfs_errno(dc_cache_set_meta(
+			    fs->cache, &t.key, DC_META_TAG, NULL, 0, DC_RETRY));
 		break;
 	default:
-		err = EPERM;
+		/* A computed attribute (store_time, key, ...) cannot go;
+		 * removing it is accepted and changes nothing, so that
+		 * rsync -X, which removes every name its source lacks,
+		 * carries on quietly. */
+		err = 0;
 		break;
 	}
 out:
+	if (!err && (a == A_EXPIRE_TIME || a == A_EXPIRE))
+		dcfs_coh_sync(fs); /* the entry's timeout may be too long */
 	fuse_reply_err(req, err);
 	target_release(&t);
 }

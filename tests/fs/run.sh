@@ -124,6 +124,11 @@ def wr(path, data):
         os.write(fd, data)
     finally:
         os.close(fd)
+def rename_noreplace(a, b):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), 1) != 0:
+        raise OSError(ctypes.get_errno(), 'renameat2')
 try:
     $1
     print('OK')
@@ -268,6 +273,28 @@ print(v, t, e is not None)")" "v t1 True" "rename keeps tag and expiry"
 	ok rm -r "$M/e"
 	[ ! -e "$M/e" ] || die "rm -r left the directory"
 	eq "$(py "print(len(c))")" 0 "cache is empty"
+	# a value file is renamed with its key, never copied: same file,
+	# same store time
+	py "c.set('bigv', b'z' * 100000, tag='keep')"
+	row="SELECT filename, store_time, tag FROM Cache WHERE key = ?"
+	before=$(py "print(c._sql('$row', ('bigv',)).fetchone())")
+	ino=$(stat -c %i "$C/$(py "print(c._sql('$row', ('bigv',)).fetchone()[0])")")
+	ok mv "$M/bigv" "$M/bigv2"
+	eq "$(py "print(c._sql('$row', ('bigv2',)).fetchone())")" "$before" \
+		"mv keeps the value file, store time and tag"
+	eq "$(stat -c %i "$C/$(py "print(c._sql('$row', ('bigv2',)).fetchone()[0])")")" \
+		"$ino" "the very same value file"
+	eq "$(head -c 3 "$M/bigv2")" zzz "moved value file reads"
+	# RENAME_NOREPLACE onto a live key
+	echo a >"$M/na"
+	echo b >"$M/nb"
+	eq "$(errno_of "rename_noreplace(m + '/na', m + '/nb')")" EEXIST \
+		"RENAME_NOREPLACE onto a live key"
+	eq "$(cat "$M/nb")" b "target untouched"
+	# renaming a key to its other name is a no-op
+	py "c['same'] = 'v'"
+	ok mv "$M/.keys/str/same" "$M/same"
+	eq "$(pyrepr "'same'")" "'v'" "rename onto the same key"
 }
 
 t_dd_truncate() {
@@ -313,6 +340,38 @@ t_sed_i() {
 	eq "$(ls "$M")" conf "no temporary file left"
 }
 
+t_rsync() {
+	if ! command -v rsync >/dev/null; then
+		echo "SKIP: rsync is not installed (make test-deps)"
+		return 0
+	fi
+	mkdir -p src/a/b
+	echo one >src/x
+	head -c 70000 /dev/urandom >src/a/big
+	echo two >src/a/b/y
+	rsync -a src/ "$M/dst/" 2>err || die "rsync -a: $(cat err)"
+	[ ! -s err ] || die "rsync -a complained: $(cat err)"
+	ok diff -r src "$M/dst"
+	# an update (temporary file, then rename over the key) and a delete
+	echo changed >src/x
+	rm src/a/b/y
+	rsync -a --delete src/ "$M/dst/" 2>err || die "rsync update: $(cat err)"
+	ok diff -r src "$M/dst"
+	eq "$(pyrepr "'dst/x'")" "b'changed\\n'" "python sees the update"
+	eq "$(pyrepr "'dst/a/b/y'")" "'MISSING'" "rsync --delete"
+	eq "$(ls -a "$M/dst")" "$(printf '.\n..\na\nx')" "no temporary file left"
+	# -X: dcachefs's own attributes are no obstacle
+	rsync -aX src/ "$M/dstx/" 2>err || die "rsync -aX: $(cat err)"
+	[ ! -s err ] || die "rsync -aX complained: $(cat err)"
+	ok diff -r src "$M/dstx"
+	echo again >>src/x
+	rsync -aX src/ "$M/dstx/" 2>err || die "rsync -aX update: $(cat err)"
+	[ ! -s err ] || die "rsync -aX update complained: $(cat err)"
+	ok cmp src/x "$M/dstx/x"
+	eq "$(getfattr --absolute-names --only-values -n user.dcache.key \
+		"$M/dstx/x")" dstx/x "attributes still there"
+}
+
 t_xattr() {
 	py "c.set('k', 'v', expire=100, tag='web'); c['plain'] = 12"
 	eq "$(getfattr --absolute-names --only-values -n user.dcache.type "$M/k")" str "type"
@@ -338,10 +397,14 @@ t_xattr() {
 	ok setfattr -x user.dcache.expire_time "$M/k"
 	eq "$(py "print(c.get('k', expire_time=True)[1])")" None \
 		"removing expire_time clears the expiry"
+	st="SELECT store_time FROM Cache WHERE key = 'k'"
+	stored=$(py "print(repr(c._sql(\"$st\").fetchone()[0]))")
 	ok setfattr -n user.dcache.tag -v api "$M/k"
 	eq "$(py "print(c.get('k', tag=True))")" "('v', 'api')" "tag set"
 	ok setfattr -x user.dcache.tag "$M/k"
 	eq "$(py "print(c.get('k', tag=True))")" "('v', None)" "tag removed"
+	eq "$(py "print(repr(c._sql(\"$st\").fetchone()[0]))")" "$stored" \
+		"tag and expiry changes do not rewrite the value"
 	ok setfattr -n user.dcache.type -v int "$M/plain"
 	printf '17\n' >"$M/num"
 	ok setfattr -n user.dcache.type -v int "$M/num"
@@ -464,26 +527,126 @@ EOF
 	ok cmp v2 "$M/k"
 }
 
+# within SECONDS CMD...: CMD succeeds within SECONDS (polled every 50 ms).
+within() {
+	local limit=$1 t0 now
+	shift
+	t0=$(date +%s%N)
+	while :; do
+		"$@" 2>/dev/null && return 0
+		now=$(date +%s%N)
+		[ $(((now - t0) / 1000000)) -lt $((${limit%.*} * 1000)) ] ||
+			return 1
+		sleep 0.05
+	done
+}
+
+content_is() { [ "$(cat "$1")" == "$2" ]; }
+size_is() { [ "$(stat -c %s "$1")" == "$2" ]; }
+absent() { [ ! -e "$1" ]; }
+
+# Mounted with -o coherence=1 and hour-long entry/attr timeouts: what
+# others change must show within the bound (1 s, plus one scan; 3 s
+# allowed) because it is invalidated, not because a timeout ran out.
 t_coherence() {
-	py "c['k'] = 'aaaa'"
+	local i
+	py "c['k'] = 'aaaa'; c['big'] = 'x' * 100000; c['d/one'] = '1'
+c['shadow'] = 'file'; c.set('ttl', 'v', expire=3600)"
 	eq "$(cat "$M/k")" aaaa "first read"
+	eq "$(head -c 3 "$M/big")" xxx "first read of a value file"
+	eq "$(cat "$M/.keys/str/k")" aaaa "first read of the .keys name"
+	eq "$(cat "$M/shadow")" file "a file"
+	ls "$M/d" >/dev/null
 	[ ! -e "$M/later" ] || die "later exists"
-	# an outside writer: same size, and a new key
-	py "c['k'] = 'bbbb'; c['later'] = 'here'"
-	sleep 1.3
-	eq "$(cat "$M/k")" bbbb "outside change visible within the bound"
-	eq "$(cat "$M/later")" here "outside new key visible within the bound"
+	# replaced with the same size: cached pages must go
+	py "c['k'] = 'bbbb'"
+	within 3 content_is "$M/k" bbbb || die "outside replace (same size)"
+	within 3 content_is "$M/.keys/str/k" bbbb || die "replace, .keys name"
+	py "c['k'] = 'a longer value'"
+	within 3 size_is "$M/k" 14 || die "outside replace (new size)"
+	eq "$(cat "$M/k")" "a longer value" "new size, new content"
+	py "c['big'] = 'y' * 100000"
+	within 3 content_is "$M/big" "$(printf 'y%.0s' $(seq 100000))" ||
+		die "value file replaced"
+	# a new key where a negative entry was cached
+	py "c['later'] = 'here'"
+	within 3 content_is "$M/later" here || die "outside new key"
 	py "del c['later']"
-	sleep 1.3
-	[ ! -e "$M/later" ] || die "outside delete not visible"
+	within 3 absent "$M/later" || die "outside delete"
+	# a file that becomes a directory, a directory that goes
+	py "c['shadow/x'] = 'inside'"
+	within 3 test -d "$M/shadow" || die "file turned directory"
+	eq "$(cat "$M/shadow/x")" inside "key below the new directory"
+	py "del c['d/one']"
+	within 3 absent "$M/d" || die "directory vanished"
+	# a shorter expiry set from outside
+	py "c.touch('ttl', 1)"
+	sleep 1
+	within 3 absent "$M/ttl" || die "expiry shortened outside"
+	# many unchanged reads stay right while other keys change
+	py "c['hot'] = 'stable'"
+	within 3 content_is "$M/hot" stable || die "hot key"
+	for i in $(seq 50); do
+		[ "$(cat "$M/hot")" = stable ] || die "hot key read $i"
+		[ $((i % 10)) != 0 ] || py "c['churn'] = $i"
+	done
+	# changes through the mount by another name, seen at once
+	echo via-mount >"$M/.keys/str/hot"
+	eq "$(cat "$M/hot")" via-mount "write by the .keys name, plain name"
+	py "c.set('t1', 'a', tag='grp'); c.set('t2', 'b', tag='grp')"
+	within 3 content_is "$M/t1" a || die "t1"
+	eq "$(cat "$M/t2")" b "t2"
+	echo grp >"$M/.ctl/evict"
+	[ ! -e "$M/t1" ] || die ".ctl/evict: still visible"
+	[ ! -e "$M/t2" ] || die ".ctl/evict: t2 still visible"
+	printf '17\n' >"$M/num"
+	eq "$(stat -c %s "$M/num")" 3 "written"
+	ok setfattr -n user.dcache.type -v int "$M/num"
+	eq "$(stat -c %s "$M/num")" 2 "size after a type change"
+	eq "$(cat "$M/num")" 17 "content after a type change"
+	ok setfattr -n user.dcache.expire -v 1 "$M/num"
+	sleep 1.1
+	[ ! -e "$M/num" ] || die "expiry set by xattr"
+	echo clear >"$M/.ctl/clear"
+	[ ! -e "$M/hot" ] || die ".ctl/clear: still visible"
+	eq "$(ls "$M")" "" ".ctl/clear: empty listing"
+}
+
+# The same with many known inodes, which the thread checks in one pass
+# over the cache rather than one lookup each.
+t_coherence_many() {
+	py "
+for i in range(300):
+    c['many/k%03d' % i] = 'v%d' % i
+c['gone/a'] = 'x'"
+	ls -l "$M/many" >/dev/null || die "ls -l"
+	eq "$(cat "$M/many/k001" "$M/gone/a")" v1x "first reads"
+	py "c['many/k001'] = 'changed'; del c['many/k002']
+c['many/k003/sub'] = 'below'; del c['gone/a']; c['many/k999'] = 'new'"
+	within 3 content_is "$M/many/k001" changed || die "replaced"
+	within 3 absent "$M/many/k002" || die "deleted"
+	within 3 test -d "$M/many/k003" || die "file turned directory"
+	within 3 absent "$M/gone" || die "directory vanished"
+	eq "$(cat "$M/many/k999")" new "new key"
+	eq "$(cat "$M/many/k299")" v299 "unchanged key"
+	grep -q '^coherence_one_pass_scans [1-9]' "$M/.ctl/stats" ||
+		die "no one-pass scan: $(grep coherence "$M/.ctl/stats")"
+	[ "$(awk '$1 == "known_inodes" { print $2 }' "$M/.ctl/stats")" -ge 300 ] ||
+		die "known_inodes: $(grep known_inodes "$M/.ctl/stats")"
 }
 
 t_strict() {
 	py "c['k'] = 'aaaa'"
 	eq "$(cat "$M/k")" aaaa "first read"
+	[ ! -e "$M/new" ] || die "new exists"
 	py "c['k'] = 'bbbb'; c['new'] = 'x'"
 	eq "$(cat "$M/k")" bbbb "strict: visible at once"
 	eq "$(cat "$M/new")" x "strict: new key visible at once"
+	py "del c['new']; c['k'] = 'longer'"
+	[ ! -e "$M/new" ] || die "strict: delete visible at once"
+	eq "$(stat -c %s "$M/k")" 6 "strict: new size at once"
+	grep -q '^coherence' "$M/.ctl/stats" && die "a coherence thread runs"
+	return 0
 }
 
 t_parallel() {
@@ -509,6 +672,51 @@ t_parallel() {
 	done
 }
 
+# Several processes read and write one key at once: two write through the
+# mount (a temporary file renamed over the key, as editors and rsync do),
+# one is Python setting the key directly, two read through the mount.
+# Every read must be one whole value, never a mix or a short one.
+t_concurrent() {
+	local pids=() p i
+	py "c['shared'] = b'P' * 60000"
+	for p in A B; do
+		head -c 60000 /dev/zero | tr '\0' "$p" >"val$p"
+	done
+	for p in A B; do
+		(
+			for i in $(seq 15); do
+				cp "val$p" "$M/.tmp$p" || exit 1
+				mv "$M/.tmp$p" "$M/shared" || exit 1
+			done
+		) &
+		pids+=($!)
+	done
+	py "import time
+for i in range(30):
+    c['shared'] = (b'P' if i % 2 else b'Q') * 60000
+    time.sleep(0.01)" &
+	pids+=($!)
+	for i in 1 2; do
+		"$PY" - "$M/shared" <<'EOF2' &
+import sys
+for n in range(150):
+    with open(sys.argv[1], 'rb') as f:
+        data = f.read()
+    if len(data) != 60000 or data != data[:1] * 60000 or data[:1] not in b'ABPQ':
+        sys.exit('read %d: %d bytes, %r...' % (n, len(data), data[:8]))
+EOF2
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" || die "a reader or writer failed"
+	done
+	# afterwards the mount and Python agree (within the coherence bound)
+	final=$(py "print(c['shared'][:1].decode())")
+	within 3 content_is "$M/shared" "$(head -c 60000 /dev/zero | tr '\0' "$final")" ||
+		die "mount and Python disagree at the end"
+	eq "$(ls -a "$M" | tr '\n' ' ')" ". .. shared " "no temporary file left"
+}
+
 t_fanout() {
 	# -o size_limit is the total, as FanoutCache(size_limit=) takes it
 	eq "$(df -B1 --output=size "$M" | tail -1 | tr -d ' ')" 104857600 \
@@ -521,6 +729,18 @@ t_fanout() {
 c = diskcache.FanoutCache(sys.argv[1], shards=4)
 print(repr(c['d/y']), len(c))" "$C")" "b'x' 2" "python FanoutCache reads"
 	[ -d "$C/003" ] || die "no shard directories"
+	# renames between shards move the value file along
+	head -c 100000 /dev/urandom >bigf
+	ok cp bigf "$M/r0"
+	for i in 1 2 3 4 5 6; do
+		ok mv "$M/r$((i - 1))" "$M/r$i"
+		ok cmp bigf "$M/r$i"
+	done
+	[ ! -e "$M/r0" ] || die "renamed key still there"
+	eq "$("$PY" -c "import diskcache, sys
+c = diskcache.FanoutCache(sys.argv[1], shards=4)
+print(len(c[sys.argv[2]]), 'r0' in c, c.check())" "$C" r6)" "100000 False []" \
+		"python reads the renamed key; check() is clean"
 }
 
 t_readonly() {
@@ -533,6 +753,12 @@ t_readonly() {
 
 t_sigterm() {
 	echo data >"$M/k"
+	# a file still open for writing: what was written is kept
+	exec 3>"$M/open"
+	echo partial >&3
+	head -c 100000 /dev/zero | tr '\0' L >big
+	exec 4>"$M/openbig"
+	cat big >&4
 	kill -TERM "$DPID"
 	for i in $(seq 50); do
 		kill -0 "$DPID" 2>/dev/null || break
@@ -542,6 +768,11 @@ t_sigterm() {
 	# (run_test checks the exit status: 0)
 	is_mounted "$M" && die "still mounted after SIGTERM"
 	eq "$(pyrepr "'k'")" "b'data\\n'" "data survived"
+	exec 3>&- 4>&-
+	eq "$(pyrepr "'open'")" "b'partial\\n'" "a file open at SIGTERM"
+	eq "$(py "sys.stdout.buffer.write(c['openbig'])" | cmp - big && echo same)" \
+		same "a large file open at SIGTERM"
+	grep -q "closed 2 file(s) left open" "$DLOG" || die "not logged"
 }
 
 # Runs without a prepared mount: the daemon's own start-up paths.
@@ -652,15 +883,18 @@ run_test tar_diff
 run_test mv_rm
 run_test dd_truncate
 run_test sed_i
+run_test rsync
 run_test xattr
 run_test errnos
 run_test ctl
 run_test df -o size_limit=100M
 run_test expiry -o default_expire=1 -o entry_timeout=0.2 -o attr_timeout=0.2 -o negative_timeout=0
 run_test reader_keeps_value
-run_test coherence
+run_test coherence -o coherence=1,entry_timeout=1h,attr_timeout=1h
+run_test coherence_many -o coherence=1,entry_timeout=1h,attr_timeout=1h
 run_test strict -o strict
 run_test parallel
+run_test concurrent
 run_test fanout -o shards=4,size_limit=100M
 if [ -z "$only" ] || grep -qw readonly <<<"$only"; then
 	"$PY" -c "import diskcache, sys; diskcache.Cache(sys.argv[1])['k'] = 'v'" \
