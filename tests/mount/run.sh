@@ -50,7 +50,7 @@ is_mounted() {
 our_pids() {
 	local p
 	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "$work/" &&
+		tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q "$work/" &&
 			basename "$p"
 	done
 }
@@ -372,6 +372,57 @@ t_background_logs_to_file() {
 	wait_for grep -q "unmounting $M" "$T/rel.log" || die "no stop line"
 }
 
+# In the background the daemon logs to syslog, which glibc reaches through
+# /dev/log.  The test runs it in a private mount namespace whose /dev is a
+# tmpfs holding just the devices the daemon uses and, as /dev/log, the
+# socket of a Python listener that keeps every datagram.
+t_background_logs_to_syslog() {
+	cat >"$T/listener.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+open(sys.argv[1], "w").close()
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while True:
+        out.write(s.recv(65536) + b"\n")
+PY
+	cat >"$T/ns.sh" <<'SH'
+mkdir "$T/realdev" && mount --bind /dev "$T/realdev" || exit 97
+mount -t tmpfs -o mode=755 tmpfs /dev || exit 97
+for n in null zero urandom random fuse; do
+	touch "/dev/$n" && mount --bind "$T/realdev/$n" "/dev/$n" || exit 97
+done
+"$PY" "$T/listener.py" "$T/listening" "$T/syslog" &
+lpid=$!
+rc=0
+wait_for test -e "$T/listening" || rc=1
+[ $rc = 0 ] && { "$BIN/dcachefs" "$C" "$M" 2>"$T/daemon.err" || rc=2; }
+[ $rc = 0 ] && { wait_for grep -q "mounted $C on $M" "$T/syslog" || rc=3; }
+[ $rc = 0 ] && { umount "$M" || rc=4; }
+[ $rc = 0 ] && { wait_for grep -q "unmounting $M" "$T/syslog" || rc=5; }
+umount "$M" 2>/dev/null
+kill "$lpid"
+exit $rc
+SH
+	export T C M BIN PY
+	export -f wait_for
+	unshare -m --propagation private bash "$T/ns.sh"
+	case $? in
+	0) ;;
+	97)
+		echo "SKIP: no private /dev in a mount namespace here"
+		return 0
+		;;
+	*) die "syslog test step $? failed; received: $(cat "$T/syslog" 2>&1)" ;;
+	esac
+	# <facility*8+severity>: LOG_DAEMON is facility 3, so 24..31
+	grep -Eq "^<(2[4-9]|3[01])>.*dcachefs\[[0-9]+\]: mounted $C on $M" \
+		"$T/syslog" || die "not a daemon-facility line: $(cat "$T/syslog")"
+	wait_for no_daemon || die "the daemon did not exit"
+	is_mounted "$M" && die "still mounted"
+	return 0
+}
+
 t_stale_mount_explained() {
 	local dpid out
 	"$BIN/dcachefs" -f "$C" "$M" 2>/dev/null &
@@ -431,6 +482,7 @@ run_test notify_from_unit_execstart
 run_test sigint_unmounts
 run_test sighup_reopens_log
 run_test background_logs_to_file
+run_test background_logs_to_syslog
 run_test stale_mount_explained
 
 echo "$passed passed, $failed failed"
