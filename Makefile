@@ -261,7 +261,7 @@ uninstall:
 		$(addprefix $(D)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
 	-rmdir $(D)$(DOCDIR)/examples $(D)$(DOCDIR) 2>/dev/null
 
-bench: deps
+bench: test-deps
 	$(MAKE) SAN= all
 	BUILD=build bench/run.sh
 

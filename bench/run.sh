@@ -228,6 +228,10 @@ EOF
 echo
 BUILD=$BUILD bench/fs.sh || failures=$((failures + 1))
 
+# nginx from a dcachefs mount vs a plain directory (bench/nginx.sh).
+echo
+BUILD=$BUILD bench/nginx.sh || failures=$((failures + 1))
+
 # The targets are reported, not asserted; a run that failed outright is an
 # error, though.
 if [ "$failures" -ne 0 ]; then
