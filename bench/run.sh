@@ -224,13 +224,19 @@ if notes:
         print('- %s' % n)
 EOF
 
-# The filesystem: dcachefs vs plain files (bench/fs.sh, its own table).
-echo
-BUILD=$BUILD bench/fs.sh || failures=$((failures + 1))
+# The filesystem: dcachefs vs plain files (bench/fs.sh, its own table);
+# FS=0 leaves it out.
+if [ "${FS:-1}" != 0 ]; then
+	echo
+	BUILD=$BUILD bench/fs.sh || failures=$((failures + 1))
+fi
 
-# nginx from a dcachefs mount vs a plain directory (bench/nginx.sh).
-echo
-BUILD=$BUILD bench/nginx.sh || failures=$((failures + 1))
+# nginx from a dcachefs mount vs a plain directory (bench/nginx.sh);
+# NGINX=0 leaves it out.
+if [ "${NGINX:-1}" != 0 ]; then
+	echo
+	BUILD=$BUILD bench/nginx.sh || failures=$((failures + 1))
+fi
 
 # The targets are reported, not asserted; a run that failed outright is an
 # error, though.
