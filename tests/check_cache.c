@@ -437,66 +437,6 @@ static uint64_t check_cache(dc_cache *c, int fix, struct warnings *w)
 
 /* A foreign writer: the sqlite3 CLI holding BEGIN IMMEDIATE on a
  * database, as another process (Python, say) would. */
-struct foreign_lock {
-	pid_t pid;
-	int to;   /* its stdin */
-	int from; /* its stdout */
-};
-
-static void lock_db(struct foreign_lock *l, const char *db)
-{
-	static const char cmd[] = "BEGIN IMMEDIATE;\nSELECT 'lock' || 'ed';\n";
-	int in[2], out[2];
-	char got[256];
-	size_t len = 0;
-
-	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-	l->pid = fork();
-	ck_assert_int_ge(l->pid, 0);
-	if (l->pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(out[1], 2);
-		execlp("sqlite3", "sqlite3", "-batch", db, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	l->to = in[1];
-	l->from = out[0];
-	ck_assert_int_eq(write(l->to, cmd, sizeof(cmd) - 1),
-			 (ssize_t)(sizeof(cmd) - 1));
-	/* Wait for the SELECT's output: the lock is held from then on. */
-	while (len < sizeof(got) - 1) {
-		struct pollfd pfd = { l->from, POLLIN, 0 };
-		ssize_t n;
-
-		ck_assert_msg(poll(&pfd, 1, 20000) == 1, "sqlite3 is silent");
-		n = read(l->from, got + len, sizeof(got) - 1 - len);
-		ck_assert_int_gt(n, 0);
-		len += (size_t)n;
-		got[len] = '\0';
-		if (strstr(got, "locked"))
-			break;
-	}
-	ck_assert_msg(strstr(got, "locked") && !strstr(got, "rror"),
-		      "sqlite3 could not lock %s: %s", db, got);
-}
-
-static void unlock_db(struct foreign_lock *l)
-{
-	static const char cmd[] = "ROLLBACK;\n.quit\n";
-	int status;
-
-	ck_assert_int_eq(write(l->to, cmd, sizeof(cmd) - 1),
-			 (ssize_t)(sizeof(cmd) - 1));
-	close(l->to);
-	ck_assert_int_eq(waitpid(l->pid, &status, 0), l->pid);
-	close(l->from);
-	l->pid = -1;
-}
-
 /* The pickle bytes Python writes for None, True and the tuple (1, 'a')
  * (protocol 5; spec Appendix C). */
 static const unsigned char PICKLE_NONE[] = { 0x80, 0x05, 0x4e, 0x2e };
@@ -4361,7 +4301,7 @@ static void reopen_with_timeout(double timeout)
 
 START_TEST(test_set_under_a_foreign_lock_times_out_and_removes_its_file)
 {
-	struct foreign_lock l;
+	struct tu_lock l;
 	char *big = filled(1 << 20, 'b');
 	char path[4096];
 	int64_t zero = 0;
@@ -4372,7 +4312,7 @@ START_TEST(test_set_under_a_foreign_lock_times_out_and_removes_its_file)
 	ck_assert_int_eq(put(dc_int(9), dc_int(9)), 0);
 	mkstemp_filled(path, sizeof(path), 100, 'm');
 	files = tu_count_files(g_dir);
-	lock_db(&l, g_db);
+	tu_lock_db(&l, g_db);
 	ck_assert_int_eq(put(dc_text("a"), dc_bytes(big, 1 << 20)), DC_TIMEOUT);
 	ck_assert_int_eq(tu_count_files(g_dir), files);
 	ck_assert_int_eq(add_x(dc_int(0), dc_int(0), DC_NO_EXPIRE), DC_TIMEOUT);
@@ -4400,7 +4340,7 @@ START_TEST(test_set_under_a_foreign_lock_times_out_and_removes_its_file)
 	ASSERT_VALUE_INT(&g_item.value, 9);
 	ck_assert_int_eq(has(dc_int(9)), 0);
 	ck_assert_uint_eq(len_of(g_cache), 1);
-	unlock_db(&l);
+	tu_unlock_db(&l);
 	ck_assert_int_eq(get(dc_int(9), 0), 0);
 	ASSERT_VALUE_INT(&g_item.value, 9);
 	ck_assert_uint_eq(len_of(g_cache), 1);
@@ -4415,16 +4355,16 @@ END_TEST
 
 START_TEST(test_get_with_statistics_under_a_foreign_lock_times_out)
 {
-	struct foreign_lock l;
+	struct tu_lock l;
 
 	reopen_with_timeout(0.1);
 	ck_assert_int_eq(put(dc_int(0), dc_int(0)), 0);
 	ck_assert_int_eq(dc_cache_stats(g_cache, 1, 0, NULL, NULL), 0);
-	lock_db(&l, g_db);
+	tu_lock_db(&l, g_db);
 	ck_assert_int_eq(get(dc_int(0), 0), DC_TIMEOUT);
 	/* Metadata only: no statistics, so no transaction. */
 	ck_assert_int_eq(get(dc_int(0), DC_NOVALUE), 0);
-	unlock_db(&l);
+	tu_unlock_db(&l);
 	ck_assert_int_eq(get(dc_int(0), 0), 0);
 }
 END_TEST
@@ -4447,18 +4387,18 @@ static void *retry_set(void *arg)
 
 START_TEST(test_retry_waits_out_a_foreign_lock)
 {
-	struct foreign_lock l;
+	struct tu_lock l;
 	struct retry_thread t = { NULL, -1, 0 };
 	pthread_t th;
 	double released;
 
 	reopen_with_timeout(0.02);
 	t.cache = g_cache;
-	lock_db(&l, g_db);
+	tu_lock_db(&l, g_db);
 	ck_assert_int_eq(pthread_create(&th, NULL, retry_set, &t), 0);
 	sleep_s(0.3);
 	released = now_s();
-	unlock_db(&l);
+	tu_unlock_db(&l);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ck_assert_int_eq(t.rc, 0);
 	ck_assert(t.done >= released);

@@ -306,65 +306,6 @@ static uint64_t check_cache(dc_cache *c, int fix, struct warnings *w)
 
 /* A foreign writer (the sqlite3 CLI) holding BEGIN IMMEDIATE on a shard,
  * as a Python process could. */
-struct foreign_lock {
-	pid_t pid;
-	int to;
-	int from;
-};
-
-static void lock_db(struct foreign_lock *l, const char *db)
-{
-	static const char cmd[] = "BEGIN IMMEDIATE;\nSELECT 'lock' || 'ed';\n";
-	int in[2], out[2];
-	char got[256];
-	size_t len = 0;
-
-	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-	l->pid = fork();
-	ck_assert_int_ge(l->pid, 0);
-	if (l->pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(out[1], 2);
-		execlp("sqlite3", "sqlite3", "-batch", db, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	l->to = in[1];
-	l->from = out[0];
-	ck_assert_int_eq(write(l->to, cmd, sizeof(cmd) - 1),
-			 (ssize_t)(sizeof(cmd) - 1));
-	while (len < sizeof(got) - 1) {
-		struct pollfd pfd = { l->from, POLLIN, 0 };
-		ssize_t n;
-
-		ck_assert_msg(poll(&pfd, 1, 20000) == 1, "sqlite3 is silent");
-		n = read(l->from, got + len, sizeof(got) - 1 - len);
-		ck_assert_int_gt(n, 0);
-		len += (size_t)n;
-		got[len] = '\0';
-		if (strstr(got, "locked"))
-			break;
-	}
-	ck_assert_msg(strstr(got, "locked") && !strstr(got, "rror"),
-		      "sqlite3 could not lock %s: %s", db, got);
-}
-
-static void unlock_db(struct foreign_lock *l)
-{
-	static const char cmd[] = "ROLLBACK;\n.quit\n";
-	int status;
-
-	ck_assert_int_eq(write(l->to, cmd, sizeof(cmd) - 1),
-			 (ssize_t)(sizeof(cmd) - 1));
-	close(l->to);
-	ck_assert_int_eq(waitpid(l->pid, &status, 0), l->pid);
-	close(l->from);
-	l->pid = -1;
-}
-
 static const unsigned char PICKLE_NONE[] = { 0x80, 0x05, 0x4e, 0x2e };
 static const unsigned char PICKLE_TRUE[] = { 0x80, 0x05, 0x88, 0x2e };
 static const unsigned char PICKLE_TUPLE_A1[] = { 0x80, 0x05, 0x95, 0x07, 0x00,
@@ -1370,14 +1311,14 @@ END_TEST
 
 START_TEST(test_fanout_writes_to_a_locked_shard_time_out)
 {
-	struct foreign_lock l;
+	struct tu_lock l;
 	char *db = shard_path(2, "cache.db"); /* shard of 'a' */
 	int64_t zero = 0;
 	double t0;
 
 	ck_assert_int_eq(put(dc_text("a"), dc_int(1)), 0);
 	ck_assert_int_eq(dc_cache_stats(g_cache, 1, 0, NULL, NULL), 0);
-	lock_db(&l, db);
+	tu_lock_db(&l, db);
 	t0 = now_s();
 	ck_assert_int_eq(put(dc_text("a"), dc_int(2)), DC_TIMEOUT);
 	/* The default shard timeout is 10 ms, not a minute. */
@@ -1403,7 +1344,7 @@ START_TEST(test_fanout_writes_to_a_locked_shard_time_out)
 	/* Other shards are free. */
 	ck_assert_int_eq(put(dc_int(0), dc_int(0)), 0);
 	ck_assert_int_eq(has(dc_text("a")), 0);
-	unlock_db(&l);
+	tu_unlock_db(&l);
 	ck_assert_int_eq(get(dc_text("a"), 0), 0);
 	ASSERT_VALUE_INT(&g_item.value, 1);
 	free(db);
@@ -1411,7 +1352,7 @@ START_TEST(test_fanout_writes_to_a_locked_shard_time_out)
 END_TEST
 
 struct unlocker {
-	struct foreign_lock *lock;
+	struct tu_lock *lock;
 	double delay;
 };
 
@@ -1420,14 +1361,14 @@ static void *unlock_later(void *arg)
 	struct unlocker *u = arg;
 
 	sleep_s(u->delay);
-	unlock_db(u->lock);
+	tu_unlock_db(u->lock);
 	return NULL;
 }
 
 /* Bulk removal retries a busy shard and never reports DC_TIMEOUT. */
 START_TEST(test_fanout_bulk_removal_waits_out_a_locked_shard)
 {
-	struct foreign_lock l;
+	struct tu_lock l;
 	struct unlocker u = { &l, 0.3 };
 	char *db = shard_path(3, "cache.db");
 	pthread_t th;
@@ -1435,7 +1376,7 @@ START_TEST(test_fanout_bulk_removal_waits_out_a_locked_shard)
 
 	for (int i = 0; i < 200; i++)
 		ck_assert_int_eq(put(dc_int(i), dc_int(i)), 0);
-	lock_db(&l, db);
+	tu_lock_db(&l, db);
 	ck_assert_int_eq(pthread_create(&th, NULL, unlock_later, &u), 0);
 	ck_assert_int_eq(dc_cache_clear(g_cache, 0, &n), 0);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
@@ -1447,12 +1388,12 @@ END_TEST
 
 START_TEST(test_fanout_retry_waits_out_a_locked_shard)
 {
-	struct foreign_lock l;
+	struct tu_lock l;
 	struct unlocker u = { &l, 0.2 };
 	char *db = shard_path(2, "cache.db");
 	pthread_t th;
 
-	lock_db(&l, db);
+	tu_lock_db(&l, db);
 	ck_assert_int_eq(pthread_create(&th, NULL, unlock_later, &u), 0);
 	ck_assert_int_eq(dc_cache_set(g_cache, VP(dc_text("a")), VP(dc_int(5)),
 				      DC_NO_EXPIRE, NULL, DC_RETRY),
@@ -1468,12 +1409,12 @@ END_TEST
  * (FanoutCache.reset retries each shard on Timeout). */
 START_TEST(test_fanout_setting_set_waits_out_a_locked_shard)
 {
-	struct foreign_lock l;
+	struct tu_lock l;
 	struct unlocker u = { &l, 0.3 };
 	char *db = shard_path(5, "cache.db");
 	pthread_t th;
 
-	lock_db(&l, db);
+	tu_lock_db(&l, db);
 	ck_assert_int_eq(pthread_create(&th, NULL, unlock_later, &u), 0);
 	ck_assert_int_eq(
 	    dc_cache_setting_set(g_cache, "cull_limit", VP(dc_int(6))), 0);

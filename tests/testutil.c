@@ -5,8 +5,10 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,4 +145,60 @@ int tu_run(const char *fmt, ...)
 	if (rc == -1 || !WIFEXITED(rc))
 		return -1;
 	return WEXITSTATUS(rc);
+}
+
+/* A foreign writer: the sqlite3 shell holding BEGIN IMMEDIATE, as another
+ * process (Python, say) would. */
+void tu_lock_db(struct tu_lock *l, const char *db)
+{
+	static const char cmd[] = "BEGIN IMMEDIATE;\nSELECT 'lock' || 'ed';\n";
+	int in[2], out[2];
+	char got[256];
+	size_t len = 0;
+
+	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+	l->pid = fork();
+	ck_assert_int_ge(l->pid, 0);
+	if (l->pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		execlp("sqlite3", "sqlite3", "-batch", db, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	l->to = in[1];
+	l->from = out[0];
+	ck_assert_int_eq(write(l->to, cmd, sizeof(cmd) - 1),
+			 (ssize_t)(sizeof(cmd) - 1));
+	/* Wait for the SELECT's output: the lock is held from then on. */
+	while (len < sizeof(got) - 1) {
+		struct pollfd pfd = { l->from, POLLIN, 0 };
+		ssize_t n;
+
+		ck_assert_msg(poll(&pfd, 1, 20000) == 1, "sqlite3 is silent");
+		n = read(l->from, got + len, sizeof(got) - 1 - len);
+		ck_assert_int_gt(n, 0);
+		len += (size_t)n;
+		got[len] = '\0';
+		if (strstr(got, "locked"))
+			break;
+	}
+	ck_assert_msg(strstr(got, "locked") && !strstr(got, "rror"),
+		      "sqlite3 could not lock %s: %s", db, got);
+}
+
+void tu_unlock_db(struct tu_lock *l)
+{
+	static const char cmd[] = "ROLLBACK;\n.quit\n";
+	int status;
+
+	ck_assert_int_eq(write(l->to, cmd, sizeof(cmd) - 1),
+			 (ssize_t)(sizeof(cmd) - 1));
+	close(l->to);
+	ck_assert_int_eq(waitpid(l->pid, &status, 0), l->pid);
+	close(l->from);
+	l->pid = -1;
 }

@@ -28,4 +28,16 @@ int tu_count_files(const char *dir);
 /* tu_run - run a shell command, return its exit status (-1 on error). */
 int tu_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A second process holding the write lock of a database: the sqlite3
+ * shell in BEGIN IMMEDIATE.  tu_lock_db() returns once the lock is held;
+ * tu_unlock_db() rolls back and reaps the shell. */
+struct tu_lock {
+	int pid;
+	int to;   /* its stdin */
+	int from; /* its stdout */
+};
+
+void tu_lock_db(struct tu_lock *l, const char *db);
+void tu_unlock_db(struct tu_lock *l);
+
 #endif
