@@ -11,13 +11,22 @@
  *   that moves with every commit to the cache by anyone.  When it moved,
  *   every inode the kernel knows is re-checked against what the kernel
  *   was last told about it (its fingerprint: presence, type, size, store
- *   and expire time, recorded by ops.c after each reply), and for each
- *   difference the kernel is told:
- *     - a value changed:       notify_inval_inode (attributes and pages)
+ *   and expire time, recorded by ops.c after each reply) and against the
+ *   value version it stands for (inode.c), and for each difference the
+ *   kernel is told:
+ *     - a value changed:       the inode is detached (it stays, with its
+ *                              old attributes, for its readers) and
+ *                              notify_inval_entry: the name's next lookup
+ *                              gets a new inode.  Never the new size on
+ *                              the old inode: that would cut its readers
+ *                              short.  (An inode open for writing takes
+ *                              on the new value: notify_inval_inode.)
+ *     - an inode took on a new version at an open nobody else had:
+ *                              notify_inval_inode (attributes and pages)
  *     - only the expiry:       notify_inval_inode (attributes) and
  *                              notify_inval_entry (the entry's timeout)
  *     - gone, or now a directory (a file) where a file (directory) was:
- *                              notify_inval_inode and notify_inval_entry
+ *                              notify_inval_entry
  *
  * So the coherence bound is opts.coherence plus the time of one scan.
  * Negative entries ("no such file") are not tracked: the kernel keeps
@@ -134,7 +143,7 @@ static void invalidate(struct dcfs *fs, const struct dcfs_snap *s,
 	fuse_ino_t pino;
 	int rc, entry;
 
-	if (s->kind == DCFS_FILE) {
+	if (s->kind == DCFS_FILE && now->present) {
 		/* Attributes always; pages only if the value changed. */
 		rc = fuse_lowlevel_notify_inval_inode(
 		    se, s->ino, dcfs_fp_same_value(old, now) ? -1 : 0, 0);
@@ -159,6 +168,38 @@ static void invalidate(struct dcfs *fs, const struct dcfs_snap *s,
 				 strerror(-rc));
 	}
 	free(parent);
+}
+
+/* The key at @s's path has a value other than the one inode @s stands
+ * for: detach the inode (its readers keep it, with its old size and
+ * pages) and drop the name, so that the next lookup gets a new inode.
+ * Returns 1 if done; 0 if the inode is open for writing and took on the
+ * new version instead (the caller invalidates it as before). */
+static int new_version(struct dcfs *fs, const struct dcfs_snap *s,
+		       const struct dcfs_fp *now)
+{
+	char *parent = NULL;
+	const char *name;
+	fuse_ino_t pino;
+	int rc;
+
+	if (!dcfs_inode_retire(fs->itable, s->ino)) {
+		dcfs_inode_adopt(fs->itable, s->ino, now);
+		return 0;
+	}
+	name = split_path(s->path, &parent);
+	if (!parent)
+		return 1;
+	pino = dcfs_inode_peek(fs->itable, parent);
+	if (pino) {
+		rc = fuse_lowlevel_notify_inval_entry(fs->se, pino, name,
+						      strlen(name));
+		if (rc && rc != -ENOENT)
+			dcfs_log(FUSE_LOG_DEBUG, "inval_entry %s: %s", s->path,
+				 strerror(-rc));
+	}
+	free(parent);
+	return 1;
 }
 
 /* What one pass over the cache found about each plain-path inode. */
@@ -316,12 +357,19 @@ static double scan(struct dcfs_coh *c, int all)
 			fp_from_pass(fs, &v[i], &seen[i], &now);
 		else
 			current_fp(fs, &v[i], &now);
-		if (dcfs_fp_same_value(&v[i].fp, &now) &&
-		    dcfs_fp_same_expire(&v[i].fp, &now))
+		if (v[i].kind == DCFS_FILE && now.present && v[i].ver.known &&
+		    !dcfs_fp_same_value(&v[i].ver, &now)) {
+			changed++;
+			if (new_version(fs, &v[i], &now))
+				continue;
+		} else if (dcfs_fp_same_value(&v[i].fp, &now) &&
+			   dcfs_fp_same_expire(&v[i].fp, &now)) {
 			continue;
+		} else {
+			changed++;
+		}
 		invalidate(fs, &v[i], &v[i].fp, &now);
 		dcfs_inode_set_fp(fs->itable, v[i].ino, v[i].seq, &now);
-		changed++;
 	}
 	pthread_mutex_lock(&c->lock);
 	if (all) {
@@ -611,6 +659,12 @@ void dcfs_coh_changed(struct dcfs *fs, const char *path, int wait)
 	ino = alias_of(fs, path);
 	if (ino && dcfs_inode_mark(fs->itable, ino))
 		request(fs, 0, wait);
+}
+
+void dcfs_coh_recheck(struct dcfs *fs, fuse_ino_t ino)
+{
+	if (fs->coh && dcfs_inode_mark(fs->itable, ino))
+		request(fs, 0, 0);
 }
 
 int dcfs_coh_stats(struct dcfs *fs, struct dcfs_coh_stats *out)

@@ -246,12 +246,25 @@ char *dcfs_path_join(const char *dir, const char *name);
 /* inode.c                                                            */
 /* ------------------------------------------------------------------ */
 
+/* What the kernel was last told about an inode, to tell when it went
+ * stale.  For a DCFS_FILE: the key's metadata; for a DCFS_DIR: only
+ * whether it exists. */
+struct dcfs_fp {
+	int known;   /* 0: nothing told yet */
+	int present; /* the key is live / the directory exists */
+	enum dc_type type;
+	uint64_t size; /* as a reader sees it */
+	double store_time;
+	double expire_time; /* NaN: none */
+};
+
 /* A snapshot of an inode, copied out of the table. */
 struct dcfs_node {
 	fuse_ino_t ino;
 	enum dcfs_kind kind;
 	char *path;   /* owned; "" for the root */
 	int attached; /* 0: unlinked or replaced; the path names another */
+	struct dcfs_fp ver; /* a key's: the value version it stands for */
 };
 
 void dcfs_node_release(struct dcfs_node *node);
@@ -266,10 +279,13 @@ int dcfs_inode_get(struct dcfs_itable *t, fuse_ino_t ino,
 /* dcfs_inode_ref - the inode of (@path, @kind), created if needed, with
  * its lookup count raised by one (call once per fuse_reply_entry or
  * fuse_reply_create).  An inode of another kind at the path is detached
- * (it lives on until forgotten).  Returns the ino, or 0 if out of
- * memory. */
+ * (it lives on until forgotten), and so is a key's inode of another
+ * value version than @ver (NULL: not a key) unless it is open for
+ * writing, and, with @for_write, one that is open for reading.
+ * Returns the ino, or 0 if out of memory. */
 fuse_ino_t dcfs_inode_ref(struct dcfs_itable *t, const char *path,
-			  enum dcfs_kind kind);
+			  enum dcfs_kind kind, const struct dcfs_fp *ver,
+			  int for_write);
 
 /* dcfs_inode_peek - the ino attached at @path, or 0. */
 fuse_ino_t dcfs_inode_peek(struct dcfs_itable *t, const char *path);
@@ -286,23 +302,33 @@ void dcfs_inode_detach(struct dcfs_itable *t, const char *path);
  * detached.  Returns 0 or ENOMEM. */
 int dcfs_inode_move(struct dcfs_itable *t, const char *from, const char *to);
 
-/* dcfs_inode_same_version - 1 if @version (a store time) is the one the
- * inode's cached pages were read from; records it either way.  A read
- * open keeps the kernel's page cache only when the value is unchanged. */
-int dcfs_inode_same_version(struct dcfs_itable *t, fuse_ino_t ino,
-			    double version);
+/* dcfs_inode_open_read - a read handle of the value version @cur opens
+ * on @ino.  *same: 1 if @cur is the inode's version (its cached pages
+ * are right); else an unread attached inode takes @cur as its version
+ * (and is marked for a re-check), and one with readers is detached:
+ * ESTALE, so that the VFS looks the name up again.  0 counts a reader
+ * (dcfs_inode_close_read ends it), ESTALE or ENOENT. */
+int dcfs_inode_open_read(struct dcfs_itable *t, fuse_ino_t ino,
+			 const struct dcfs_fp *cur, int *same);
+void dcfs_inode_close_read(struct dcfs_itable *t, fuse_ino_t ino);
 
-/* What the kernel was last told about an inode, to tell when it went
- * stale.  For a DCFS_FILE: the key's metadata; for a DCFS_DIR: only
- * whether it exists. */
-struct dcfs_fp {
-	int known;   /* 0: nothing told yet */
-	int present; /* the key is live / the directory exists */
-	enum dc_type type;
-	uint64_t size; /* as a reader sees it */
-	double store_time;
-	double expire_time; /* NaN: none */
-};
+/* dcfs_inode_writable - 0 if @ino may be opened for writing; ESTALE
+ * (and detached) if it is detached or open for reading: the VFS looks
+ * the name up again and the writer gets an inode of its own. */
+int dcfs_inode_writable(struct dcfs_itable *t, fuse_ino_t ino);
+
+/* dcfs_inode_writers - count write handles of @ino (@delta +1 / -1). */
+void dcfs_inode_writers(struct dcfs_itable *t, fuse_ino_t ino, int delta);
+
+/* dcfs_inode_adopt - @ino now stands for value version @ver (a commit
+ * through it). */
+void dcfs_inode_adopt(struct dcfs_itable *t, fuse_ino_t ino,
+		      const struct dcfs_fp *ver);
+
+/* dcfs_inode_retire - the value at @ino's path changed: detach it (it
+ * lives on for its readers until forgotten).  0 if it is open for
+ * writing (then it stays), else 1. */
+int dcfs_inode_retire(struct dcfs_itable *t, fuse_ino_t ino);
 
 /* dcfs_fp_of_item - the fingerprint of a live key's metadata (NULL: a
  * directory that exists). */
@@ -331,7 +357,8 @@ struct dcfs_snap {
 	enum dcfs_kind kind;
 	char *path;
 	struct dcfs_fp fp;
-	uint64_t seq; /* changes with every note */
+	struct dcfs_fp ver; /* the value version the inode stands for */
+	uint64_t seq;       /* changes with every note */
 };
 
 /* dcfs_inode_snapshot - start a scan: a new epoch, and a copy of every
@@ -443,11 +470,12 @@ int dcfs_convert_key(struct dcfs *fs, const struct dc_value *key,
 /* read.c, write.c                                                    */
 /* ------------------------------------------------------------------ */
 
-/* dcfs_read_open - a read handle holding the value of the key at @path:
- * the value file's descriptor if it is file-backed, else its bytes.
- * *version receives the value's store time.  0, ENOENT or an errno. */
-int dcfs_read_open(struct dcfs *fs, const char *path, struct dcfs_fh **out,
-		   double *version);
+/* dcfs_read_open - a read handle on inode @node holding the value of its
+ * key: the value file's descriptor if it is file-backed, else its bytes.
+ * *same: the value is the inode's version (see dcfs_inode_open_read).
+ * 0, ENOENT, ESTALE or an errno. */
+int dcfs_read_open(struct dcfs *fs, const struct dcfs_node *node,
+		   struct dcfs_fh **out, int *same);
 void dcfs_read_reply(fuse_req_t req, struct dcfs_fh *fh, size_t size,
 		     off_t off);
 void dcfs_read_close(struct dcfs_fh *fh);
@@ -554,6 +582,9 @@ void dcfs_coh_kick(struct dcfs *fs);
  * (waiting for it if @wait, which needs that no kernel lock a notify
  * takes is held by the caller's request: not in unlink or rename). */
 void dcfs_coh_changed(struct dcfs *fs, const char *path, int wait);
+
+/* dcfs_coh_recheck - re-check inode @ino soon (not waited for). */
+void dcfs_coh_recheck(struct dcfs *fs, fuse_ino_t ino);
 
 /* ------------------------------------------------------------------ */
 /* ops.c                                                              */

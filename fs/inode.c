@@ -9,6 +9,15 @@
  * zero.  An inode whose name went away (unlink, rename over it, a change
  * of kind) is "detached": it no longer answers to a path but stays valid
  * by number until forgotten.
+ *
+ * A key's inode stands for one version of its value (its type, size and
+ * store time: the fingerprint's value part).  When the value at a path
+ * changes, the path gets a new inode and the old one is detached: it
+ * keeps answering with the old attributes, so a reader that opened the
+ * old value keeps its size and pages, and the kernel meets the new
+ * value under a new inode (after a dentry invalidation or a fresh
+ * lookup).  An inode with an open write handle is the exception: it
+ * takes on the new version (the writer's own commits make them).
  */
 #include "dcfs.h"
 
@@ -24,8 +33,10 @@ struct inode {
 	int attached;
 	/* The size of an uncommitted write handle, or NULL. */
 	const uint64_t *writer_size;
-	/* Store time of the value the kernel last cached pages of. */
-	double version;
+	/* The version of the value this inode stands for (DCFS_FILE). */
+	struct dcfs_fp ver;
+	int readers; /* open read handles */
+	int writers; /* open write handles */
 	/* What the kernel was last told (see coherence.c). */
 	struct dcfs_fp fp;
 	uint64_t fp_seq;
@@ -46,6 +57,8 @@ struct dcfs_itable {
 	uint64_t epoch;  /* read without the lock too (atomically) */
 	size_t rechecks; /* inodes with recheck set */
 };
+
+static void mark_recheck(struct dcfs_itable *t, struct inode *in);
 
 static size_t path_hash(const char *s)
 {
@@ -237,6 +250,7 @@ int dcfs_inode_get(struct dcfs_itable *t, fuse_ino_t ino,
 	node->ino = ino;
 	node->kind = in->kind;
 	node->attached = in->attached;
+	node->ver = in->ver;
 	err = 0;
 out:
 	pthread_mutex_unlock(&t->lock);
@@ -244,19 +258,37 @@ out:
 }
 
 fuse_ino_t dcfs_inode_ref(struct dcfs_itable *t, const char *path,
-			  enum dcfs_kind kind)
+			  enum dcfs_kind kind, const struct dcfs_fp *ver,
+			  int for_write)
 {
 	struct inode *in;
 	fuse_ino_t ino = 0;
+	int reuse;
 
 	pthread_mutex_lock(&t->lock);
 	in = find_path(t, path);
-	if (in && in->kind == kind) {
+	reuse = in && in->kind == kind;
+	if (reuse && ver && ver->known && in->ver.known &&
+	    !dcfs_fp_same_value(&in->ver, ver)) {
+		/* Another value: another inode, unless a writer holds
+		 * this one (its size is the writer's anyway). */
+		if (in->writers)
+			in->ver = *ver;
+		else
+			reuse = 0;
+	}
+	/* A writer never shares an inode with readers: the kernel would
+	 * truncate their pages at O_TRUNC. */
+	if (reuse && for_write && in->readers)
+		reuse = 0;
+	if (reuse) {
+		if (ver && !in->ver.known)
+			in->ver = *ver;
 		in->nlookup++;
 		ino = in->ino;
 		goto out;
 	}
-	if (in)
+	if (in && in != &t->root)
 		unlink_path(t, in);
 	if (t->count >= t->nbuckets && grow(t))
 		goto out;
@@ -271,6 +303,8 @@ fuse_ino_t dcfs_inode_ref(struct dcfs_itable *t, const char *path,
 	in->ino = t->next_ino++;
 	in->kind = kind;
 	in->nlookup = 1;
+	if (ver)
+		in->ver = *ver;
 	link_ino(t, in);
 	link_path(t, in);
 	t->count++;
@@ -434,20 +468,109 @@ int dcfs_inode_writer_size(struct dcfs_itable *t, fuse_ino_t ino,
 	return found;
 }
 
-int dcfs_inode_same_version(struct dcfs_itable *t, fuse_ino_t ino,
-			    double version)
+int dcfs_inode_open_read(struct dcfs_itable *t, fuse_ino_t ino,
+			 const struct dcfs_fp *cur, int *same)
 {
 	struct inode *in;
-	int same = 0;
+	int err = 0;
+
+	*same = 0;
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (!in || in == &t->root) {
+		err = ENOENT;
+		goto out;
+	}
+	if (!in->ver.known || dcfs_fp_same_value(&in->ver, cur)) {
+		in->ver = *cur;
+		*same = 1;
+	} else if (in->attached && in->readers == 0) {
+		/* Nobody reads the old version here: the inode takes the
+		 * new one; its attributes are invalidated by the next
+		 * re-check. */
+		in->ver = *cur;
+		mark_recheck(t, in);
+	} else {
+		/* Readers of the old version keep this inode: the opener
+		 * looks the name up again (the VFS retries an open that
+		 * fails with ESTALE) and gets a new one. */
+		unlink_path(t, in);
+		err = ESTALE;
+		goto out;
+	}
+	in->readers++;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
+void dcfs_inode_close_read(struct dcfs_itable *t, fuse_ino_t ino)
+{
+	struct inode *in;
 
 	pthread_mutex_lock(&t->lock);
 	in = find_ino(t, ino);
-	if (in) {
-		same = in->version == version;
-		in->version = version;
+	if (in && in->readers > 0)
+		in->readers--;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int dcfs_inode_writable(struct dcfs_itable *t, fuse_ino_t ino)
+{
+	struct inode *in;
+	int err = 0;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (!in) {
+		err = ENOENT;
+	} else if (in != &t->root && (!in->attached || in->readers)) {
+		/* As in dcfs_inode_open_read: a new inode for the writer. */
+		unlink_path(t, in);
+		err = ESTALE;
 	}
 	pthread_mutex_unlock(&t->lock);
-	return same;
+	return err;
+}
+
+void dcfs_inode_writers(struct dcfs_itable *t, fuse_ino_t ino, int delta)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in && in != &t->root && in->writers + delta >= 0)
+		in->writers += delta;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void dcfs_inode_adopt(struct dcfs_itable *t, fuse_ino_t ino,
+		      const struct dcfs_fp *ver)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in && in != &t->root)
+		in->ver = *ver;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int dcfs_inode_retire(struct dcfs_itable *t, fuse_ino_t ino)
+{
+	struct inode *in;
+	int done = 1;
+
+	pthread_mutex_lock(&t->lock);
+	in = find_ino(t, ino);
+	if (in && in != &t->root) {
+		if (in->writers)
+			done = 0;
+		else
+			unlink_path(t, in);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return done;
 }
 
 /* ------------------------------------------------------------------ */
@@ -559,6 +682,7 @@ int dcfs_inode_snapshot(struct dcfs_itable *t, int all, struct dcfs_snap **out,
 			v[k].ino = in->ino;
 			v[k].kind = in->kind;
 			v[k].fp = in->fp;
+			v[k].ver = in->ver;
 			v[k].seq = in->fp_seq;
 			k++;
 		}

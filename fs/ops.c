@@ -188,8 +188,9 @@ static int stat_node(struct dcfs *fs, const struct dcfs_node *node,
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item item;
+	struct dcfs_fp cur;
 	uint64_t size;
-	int err = 0;
+	int err = 0, writing;
 
 	*timeout = fs->opts.attr_timeout;
 	fp->known = 0;
@@ -200,10 +201,24 @@ static int stat_node(struct dcfs *fs, const struct dcfs_node *node,
 		goto out;
 	}
 	err = dcfs_key_item(fs, node->path, &item, &buf);
-	if (err == ENOENT &&
-	    dcfs_inode_writer_size(fs->itable, node->ino, &size)) {
+	writing = dcfs_inode_writer_size(fs->itable, node->ino, &size);
+	if (!err)
+		dcfs_fp_of_item(&cur, &item);
+	if (err == ENOENT && writing) {
 		/* Deleted meanwhile but still being written here. */
 		memset(&item, 0, sizeof(item));
+		item.expire_time = DC_NO_EXPIRE;
+		err = 0;
+	} else if (node->ver.known && !writing &&
+		   (err == ENOENT ||
+		    (!err && !dcfs_fp_same_value(&node->ver, &cur)))) {
+		/* The inode stands for an older value (its readers keep
+		 * reading it): its attributes, never the new value's. */
+		memset(&item, 0, sizeof(item));
+		item.value.type = node->ver.type;
+		item.size = node->ver.size;
+		item.store_time = node->ver.store_time;
+		item.access_time = node->ver.store_time;
 		item.expire_time = DC_NO_EXPIRE;
 		err = 0;
 	}
@@ -236,7 +251,10 @@ static void reply_entry(fuse_req_t req, struct dcfs *fs, const char *path,
 	fuse_ino_t ino;
 
 	memset(&e, 0, sizeof(e));
-	ino = dcfs_inode_ref(fs->itable, path, kind);
+	if (kind == DCFS_FILE || kind == DCFS_DIR)
+		dcfs_fp_of_item(&fp, item);
+	ino = dcfs_inode_ref(fs->itable, path, kind,
+			     kind == DCFS_FILE ? &fp : NULL, 0);
 	if (!ino) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -245,8 +263,6 @@ static void reply_entry(fuse_req_t req, struct dcfs *fs, const char *path,
 	fill_attr(fs, ino, kind, path, item, &e.attr);
 	e.attr_timeout = cap_ttl(fs->opts.attr_timeout, item);
 	e.entry_timeout = cap_ttl(fs->opts.entry_timeout, item);
-	if (kind == DCFS_FILE || kind == DCFS_DIR)
-		dcfs_fp_of_item(&fp, item);
 	if (fuse_reply_entry(req, &e) != 0)
 		dcfs_inode_forget(fs->itable, ino, 1);
 	else
@@ -370,6 +386,17 @@ static void dcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	dcfs_node_release(&node);
 }
 
+/* truncate(2): never on an inode readers hold (ESTALE makes the VFS
+ * look the name up again, for a new one; see dcfs_inode_writable). */
+static int truncate_ino(struct dcfs *fs, fuse_ino_t ino, uint64_t size)
+{
+	int err = dcfs_inode_writable(fs->itable, ino);
+
+	if (!err)
+		err = dcfs_truncate_path(fs, ino, size);
+	return err;
+}
+
 static void dcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 int valid, struct fuse_file_info *fi)
 {
@@ -393,8 +420,11 @@ static void dcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		else if (fh && fh->kind == DCFS_FH_WRITE)
 			err = dcfs_write_truncate(fh, (uint64_t)attr->st_size);
 		else
-			err = dcfs_truncate_path(fs, ino,
-						 (uint64_t)attr->st_size);
+			err = truncate_ino(fs, ino, (uint64_t)attr->st_size);
+		/* The inode now stands for the truncated value. */
+		dcfs_node_release(&node);
+		if (!err)
+			err = dcfs_inode_get(fs->itable, ino, &node);
 	}
 	if (!err)
 		err = stat_node(fs, &node, &st, &timeout, &fp);
@@ -489,14 +519,17 @@ static void dir_entry(struct dcfs *fs, const struct dcfs_dir *dir, size_t i,
 			goto out;
 		itemp = &item;
 	}
-	e->ino = dcfs_inode_ref(fs->itable, path, ent->kind);
-	if (!e->ino)
+	if (ent->kind == DCFS_FILE || ent->kind == DCFS_DIR)
+		dcfs_fp_of_item(fp, itemp);
+	e->ino = dcfs_inode_ref(fs->itable, path, ent->kind,
+				ent->kind == DCFS_FILE ? fp : NULL, 0);
+	if (!e->ino) {
+		fp->known = 0;
 		goto out;
+	}
 	fill_attr(fs, e->ino, ent->kind, path, itemp, &e->attr);
 	e->attr_timeout = cap_ttl(fs->opts.attr_timeout, itemp);
 	e->entry_timeout = cap_ttl(fs->opts.entry_timeout, itemp);
-	if (ent->kind == DCFS_FILE || ent->kind == DCFS_DIR)
-		dcfs_fp_of_item(fp, itemp);
 out:
 	free(path);
 	dc_buf_release(&buf);
@@ -780,8 +813,7 @@ static void dcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct dcfs *fs = fs_of(req);
 	struct dcfs_fh *fh = NULL;
 	struct dcfs_node node;
-	double version;
-	int err;
+	int err, same;
 
 	err = dcfs_inode_get(fs->itable, ino, &node);
 	if (err)
@@ -789,21 +821,27 @@ static void dcfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	switch (node.kind) {
 	case DCFS_FILE:
 		if ((fi->flags & O_ACCMODE) == O_RDONLY) {
-			err = dcfs_read_open(fs, node.path, &fh, &version);
-			/* The kernel's cached pages are kept while they hold
-			 * this very value (same store time): a replaced
-			 * value must not be read from pages of the old one.
+			err = dcfs_read_open(fs, &node, &fh, &same);
+			/* An inode stands for one version of the value, so
+			 * its cached pages are kept; unless it just took on
+			 * a new version (no reader had it open), whose
+			 * attributes the coherence thread now invalidates.
 			 * Nothing to write back: no FLUSH on close. */
-			if (!err)
-				fi->keep_cache =
-				    dcfs_inode_same_version(fs->itable, ino,
-							    version) &&
-				    !fs->opts.strict;
+			if (!err) {
+				fi->keep_cache = same && !fs->opts.strict;
+				if (!same)
+					dcfs_coh_recheck(fs, ino);
+			}
 			fi->noflush = 1;
 		} else if (fs->opts.ro) {
 			err = EROFS;
 		} else {
-			err = dcfs_write_open(fs, ino, fi->flags, 0, &fh);
+			/* Never on an inode readers hold: ESTALE makes
+			 * the VFS look the name up again, for a new one. */
+			err = dcfs_inode_writable(fs->itable, ino);
+			if (!err)
+				err =
+				    dcfs_write_open(fs, ino, fi->flags, 0, &fh);
 		}
 		break;
 	case DCFS_CTL_FILE:
@@ -877,7 +915,8 @@ static void dcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	err = dcfs_key_item(fs, path, &item, &buf);
 	if (err)
 		goto out;
-	ino = dcfs_inode_ref(fs->itable, path, DCFS_FILE);
+	dcfs_fp_of_item(&fp, &item);
+	ino = dcfs_inode_ref(fs->itable, path, DCFS_FILE, &fp, 1);
 	if (!ino) {
 		err = ENOMEM;
 		goto out;
@@ -894,7 +933,6 @@ static void dcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.entry_timeout = cap_ttl(fs->opts.entry_timeout, &item);
 	fi->fh = (uintptr_t)fh;
 	fh_register(fh);
-	dcfs_fp_of_item(&fp, &item);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		fh_put(fh);
 		dcfs_inode_forget(fs->itable, ino, 1);

@@ -6,7 +6,10 @@
  * if the key is replaced or deleted meanwhile), an inline value as its
  * rendered bytes.  Reads of a value file are answered with
  * fuse_reply_data on a descriptor buffer, so libfuse splices the pages
- * to the kernel without copying them through this process.
+ * to the kernel without copying them through this process.  A read
+ * handle counts as a reader of its inode (see dcfs_inode_open_read): an
+ * inode stands for one version of the value, so the handle's bytes and
+ * the inode's size always agree.
  */
 #include "dcfs.h"
 
@@ -16,6 +19,8 @@
 
 struct dcfs_rh {
 	struct dcfs_fh fh;
+	struct dcfs *fs;
+	fuse_ino_t ino;    /* counted as a reader of it, or 0 */
 	int fd;            /* the value file, or -1 */
 	struct dc_buf buf; /* owns the bytes of an inline value */
 	const char *data;  /* the rendered inline value */
@@ -23,11 +28,12 @@ struct dcfs_rh {
 	char num[DCFS_NUM_MAX];
 };
 
-int dcfs_read_open(struct dcfs *fs, const char *path, struct dcfs_fh **out,
-		   double *version)
+int dcfs_read_open(struct dcfs *fs, const struct dcfs_node *node,
+		   struct dcfs_fh **out, int *same)
 {
 	struct dc_buf kbuf = DC_BUF_INIT;
 	struct dcfs_rh *rh;
+	struct dcfs_fp ver;
 	struct dc_item item;
 	struct dc_value key;
 	const void *data;
@@ -38,8 +44,9 @@ int dcfs_read_open(struct dcfs *fs, const char *path, struct dcfs_fh **out,
 		return ENOMEM;
 	rh->fh.kind = DCFS_FH_READ;
 	rh->fh.refs = 1;
+	rh->fs = fs;
 	rh->fd = -1;
-	err = dcfs_path_key(path, &kbuf, &key);
+	err = dcfs_path_key(node->path, &kbuf, &key);
 	if (err) {
 		err = ENOENT;
 		goto out;
@@ -48,13 +55,20 @@ int dcfs_read_open(struct dcfs *fs, const char *path, struct dcfs_fh **out,
 	err = dcfs_errno(rc);
 	if (err)
 		goto out;
-	*version = item.store_time;
 	if (item.fd >= 0) {
 		rh->fd = item.fd;
 	} else {
 		rh->len = dcfs_value_render(&item.value, rh->num, &data);
 		rh->data = data;
 	}
+	dcfs_item_sized(&item);
+	dcfs_fp_of_item(&ver, &item);
+	if (item.fd < 0)
+		ver.size = rh->len;
+	err = dcfs_inode_open_read(fs->itable, node->ino, &ver, same);
+	if (err)
+		goto out;
+	rh->ino = node->ino;
 	*out = &rh->fh;
 	rh = NULL;
 out:
@@ -104,6 +118,8 @@ void dcfs_read_close(struct dcfs_fh *fh)
 
 	if (!rh)
 		return;
+	if (rh->ino)
+		dcfs_inode_close_read(rh->fs->itable, rh->ino);
 	if (rh->fd >= 0)
 		close(rh->fd);
 	dc_buf_release(&rh->buf);

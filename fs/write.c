@@ -259,6 +259,7 @@ int dcfs_write_open(struct dcfs *fs, fuse_ino_t ino, int flags, int fresh,
 	wh->fh.refs = 1;
 	wh->fs = fs;
 	wh->ino = ino;
+	dcfs_inode_writers(fs->itable, ino, 1);
 	wh->fd = -1;
 	wh->loaded = fresh;
 	wh->append = !!(flags & O_APPEND);
@@ -397,6 +398,7 @@ static int commit_locked(struct dcfs_wh *wh)
 	const struct dc_value *tag = NULL;
 	struct dc_item meta;
 	struct dc_value key, value;
+	struct dcfs_fp ver;
 	double expire;
 	int rc, err;
 
@@ -445,6 +447,11 @@ static int commit_locked(struct dcfs_wh *wh)
 	}
 	if (!err) {
 		wh->dirty = 0;
+		/* The writer's inode stands for the value it stored. */
+		if (dcfs_key_item(fs, node.path, &meta, &mbuf) == 0) {
+			dcfs_fp_of_item(&ver, &meta);
+			dcfs_inode_adopt(fs->itable, wh->ino, &ver);
+		}
 		/* The key's other name (.keys/str/...) did not see it. */
 		dcfs_coh_changed(fs, node.path, 1);
 	} else {
@@ -479,6 +486,7 @@ void dcfs_write_close(struct dcfs_fh *fh)
 	commit_locked(wh);
 	if (wh->registered)
 		dcfs_inode_clear_writer(wh->fs->itable, wh->ino, &wh->size);
+	dcfs_inode_writers(wh->fs->itable, wh->ino, -1);
 	if (wh->fd >= 0)
 		close(wh->fd);
 	if (wh->priv)

@@ -527,6 +527,69 @@ EOF
 	ok cmp v2 "$M/k"
 }
 
+# A reader that opened a large value keeps reading exactly those bytes
+# while the key is replaced by a shorter and by a longer value, through
+# the mount and by Python, and the kernel meets the new value (which a
+# fresh cat reads) under a new inode.  Long entry and attribute timeouts:
+# only invalidations make the new value visible.
+t_replace_under_reader() {
+	local how len key pid
+	head -c 1048576 /dev/urandom >old
+	for how in mount python; do
+		for len in 1 2000000; do
+			key=$how-$len
+			head -c "$len" /dev/urandom >"new-$key"
+			ok cp old "$M/$key"
+			mkfifo "go-$key"
+			"$PY" - "$M/$key" old "go-$key" "ready-$key" <<'EOF2' &
+import os, sys
+with open(sys.argv[1], 'rb') as r:
+    first = r.read(65536)
+    open(sys.argv[4], 'w').close()
+    with open(sys.argv[3]) as go:
+        go.read()
+    rest = r.read()
+    size = os.fstat(r.fileno()).st_size
+old = open(sys.argv[2], 'rb').read()
+if first + rest != old or size != len(old):
+    sys.exit('reader got %d bytes (st_size %d), not the old %d'
+             % (len(first + rest), size, len(old)))
+EOF2
+			pid=$!
+			within 10 test -e "ready-$key" || die "$key: reader not ready"
+			if [ "$how" = mount ]; then
+				cp "new-$key" "$M/$key" || die "$key: cp"
+			else
+				py "c[sys.argv[2]] = open(sys.argv[3], 'rb').read()" \
+					"$key" "new-$key"
+			fi
+			sleep 2.5 # past the coherence bound
+			ok cmp "new-$key" "$M/$key"
+			eq "$(stat -c %s "$M/$key")" "$len" "$key: new size"
+			echo go >"go-$key"
+			wait "$pid" || die "$key: the reader lost its value"
+			ok cmp "new-$key" "$M/$key"
+		done
+	done
+	# a short value written through the mount by the shell (O_TRUNC)
+	ok cp old "$M/sh"
+	exec 3<"$M/sh"
+	head -c 100 <&3 >/dev/null
+	printf x >"$M/sh" || die "printf"
+	eq "$(cat "$M/sh")" x "the new short value"
+	eq "$(cat <&3 | wc -c)" $((1048576 - 100)) "the reader's rest"
+	exec 3<&-
+	# truncate(2) by name, without an open file
+	ok cp old "$M/tr"
+	exec 3<"$M/tr"
+	head -c 100 <&3 >/dev/null
+	"$PY" -c "import os, sys; os.truncate(sys.argv[1], 10)" "$M/tr" ||
+		die "truncate(2)"
+	eq "$(stat -c %s "$M/tr")" 10 "truncated by name"
+	eq "$(cat <&3 | wc -c)" $((1048576 - 100)) "the reader's rest (truncate)"
+	exec 3<&-
+}
+
 # within SECONDS CMD...: CMD succeeds within SECONDS (polled every 50 ms).
 within() {
 	local limit=$1 t0 now
@@ -890,6 +953,7 @@ run_test ctl
 run_test df -o size_limit=100M
 run_test expiry -o default_expire=1 -o entry_timeout=0.2 -o attr_timeout=0.2 -o negative_timeout=0
 run_test reader_keeps_value
+run_test replace_under_reader -o coherence=1,entry_timeout=1h,attr_timeout=1h
 run_test coherence -o coherence=1,entry_timeout=1h,attr_timeout=1h
 run_test coherence_many -o coherence=1,entry_timeout=1h,attr_timeout=1h
 run_test strict -o strict
