@@ -54,6 +54,15 @@ struct cli {
 	char **args;
 	int nargs;
 
+	/* the operands in the library's types, set by the command's parse
+	 * step before the cache is opened: bad input has no side effects */
+	struct dc_value key;
+	struct dc_value tagv;        /* --tag, or evict's TAG */
+	const struct dc_value *tagp; /* &tagv, or NULL for no tag */
+	struct dc_value value;
+	int has_value; /* VALUE was an operand (else it comes from stdin) */
+	int64_t delta;
+
 	dc_cache *cache;
 	char dir[4096];
 	char lastlog[512]; /* last library log message, for error lines */
@@ -69,10 +78,13 @@ struct cbuf {
 struct cli_cmd {
 	const char *name;
 	int (*run)(struct cli *cli);
+	/* converts the operands into struct cli before the cache is
+	 * opened; NULL if there is nothing to convert */
+	int (*parse)(struct cli *cli);
 	int min_args;
 	int max_args;
 	unsigned opts;       /* CO_* options the command accepts */
-	int needs_cache;     /* open the cache before run() */
+	int needs_cache;     /* open the cache after parse(), before run() */
 	const char *usage;   /* "KEY [VALUE]" */
 	const char *summary; /* one line for the command list */
 	const char *help;    /* the rest of "dcache help CMD" */

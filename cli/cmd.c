@@ -60,24 +60,27 @@ static int typed_arg(struct cli *cli, const char *what, const char *opt,
 	return ret;
 }
 
-static int key_arg(struct cli *cli, const char *s, struct dc_value *key)
+/* Parse steps: each converts its command's operands into struct cli,
+ * before main() opens the cache. */
+
+/* KEY, the first operand. */
+static int parse_key(struct cli *cli)
 {
-	return typed_arg(cli, "KEY", "--key-type", s, strlen(s), cli->key_type,
-			 key);
+	return typed_arg(cli, "KEY", "--key-type", cli->args[0],
+			 strlen(cli->args[0]), cli->key_type, &cli->key);
 }
 
-/* --tag, or NULL for no tag. */
-static int tag_opt(struct cli *cli, struct dc_value *tag,
-		   const struct dc_value **out)
+/* --tag into cli->tagp, which stays NULL without it. */
+static int parse_tag_opt(struct cli *cli)
 {
 	int ret = 0;
 
-	*out = NULL;
+	cli->tagp = NULL;
 	if (cli->tag) {
 		ret = typed_arg(cli, "TAG", "--tag-type", cli->tag,
-				strlen(cli->tag), cli->tag_type, tag);
+				strlen(cli->tag), cli->tag_type, &cli->tagv);
 		if (ret == 0)
-			*out = tag;
+			cli->tagp = &cli->tagv;
 	}
 	return ret;
 }
@@ -87,11 +90,29 @@ static int is_number_type(enum dc_type t)
 	return t == DC_TYPE_INT || t == DC_TYPE_FLOAT;
 }
 
-/* The VALUE operand at @argi, or stdin when it is absent or "-".  Text
- * and bytes from stdin are taken exactly; a number may be surrounded by
- * blanks (echo 5 | dcache set -t int n).  With @limit, reading stops at
- * that many bytes and *more says that stdin has more. */
-static int read_value(struct cli *cli, int argi, struct cbuf *in, size_t limit,
+/* The VALUE operand at @argi into cli->value, unless it is absent or
+ * "-": then the value comes from stdin, read by read_value() once the
+ * cache is open (a large one is streamed into the cache). */
+static int parse_value(struct cli *cli, int argi)
+{
+	const char *s;
+	int ret = 0;
+
+	cli->has_value = 0;
+	if (argi < cli->nargs && strcmp(cli->args[argi], "-") != 0) {
+		s = cli->args[argi];
+		ret = typed_arg(cli, "VALUE", "--type", s, strlen(s), cli->type,
+				&cli->value);
+		cli->has_value = ret == 0;
+	}
+	return ret;
+}
+
+/* The VALUE: the parsed operand, or stdin.  Text and bytes from stdin
+ * are taken exactly; a number may be surrounded by blanks (echo 5 |
+ * dcache set -t int n).  With @limit, reading stops at that many bytes
+ * and *more says that stdin has more. */
+static int read_value(struct cli *cli, struct cbuf *in, size_t limit,
 		      struct dc_value *v, int *more)
 {
 	const char *s;
@@ -99,32 +120,31 @@ static int read_value(struct cli *cli, int argi, struct cbuf *in, size_t limit,
 	int eof = 0, err, num = is_number_type(cli->type), ret = 0;
 
 	*more = 0;
-	if (argi < cli->nargs && strcmp(cli->args[argi], "-") != 0) {
-		s = cli->args[argi];
-		len = strlen(s);
-	} else {
-		err = cli_read_fd(STDIN_FILENO, in, num ? 0 : limit, &eof);
-		if (err) {
-			ret = cli_fail(cli, err, "reading standard input");
-			goto out;
-		}
-		if (!eof) {
-			*more = 1;
-			goto out;
-		}
-		if (cbuf_reserve(in, 1)) {
-			ret = cli_fail(cli, ENOMEM, NULL);
-			goto out;
-		}
-		in->data[in->len] = '\0';
-		s = in->data;
-		len = in->len;
-		while (num && len > 0 && strchr(" \t\r\n", s[len - 1]))
-			in->data[--len] = '\0';
-		while (num && len > 0 && strchr(" \t\r\n", *s)) {
-			s++;
-			len--;
-		}
+	if (cli->has_value) {
+		*v = cli->value;
+		goto out;
+	}
+	err = cli_read_fd(STDIN_FILENO, in, num ? 0 : limit, &eof);
+	if (err) {
+		ret = cli_fail(cli, err, "reading standard input");
+		goto out;
+	}
+	if (!eof) {
+		*more = 1;
+		goto out;
+	}
+	if (cbuf_reserve(in, 1)) {
+		ret = cli_fail(cli, ENOMEM, NULL);
+		goto out;
+	}
+	in->data[in->len] = '\0';
+	s = in->data;
+	len = in->len;
+	while (num && len > 0 && strchr(" \t\r\n", s[len - 1]))
+		in->data[--len] = '\0';
+	while (num && len > 0 && strchr(" \t\r\n", *s)) {
+		s++;
+		len--;
 	}
 	ret = typed_arg(cli, "VALUE", "--type", s, len, cli->type, v);
 out:
@@ -291,66 +311,63 @@ static void print_u64(uint64_t n)
 static int cmd_get(struct cli *cli)
 {
 	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_value key;
+	const struct dc_value *key = &cli->key;
 	struct dc_item it;
 	unsigned flags;
 	int err, ret;
 
 	item_init(&it);
-	ret = key_arg(cli, cli->args[0], &key);
-	if (ret)
-		goto out;
 	/* -m inspects: no hit or miss is counted, no access recorded */
 	flags = cli->flags | (cli->meta ? DC_NOVALUE : DC_FD);
-	err = dc_cache_get(cli->cache, &key, &buf, &it, flags);
+	err = dc_cache_get(cli->cache, key, &buf, &it, flags);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: key not found", cli_str(&key));
+		ret = not_found(cli, "%s: key not found", cli_str(key));
 	else if (err)
-		ret = cli_fail(cli, err, "%s", cli_str(&key));
+		ret = cli_fail(cli, err, "%s", cli_str(key));
 	else
-		ret = print_item(cli, &key, &it);
-out:
+		ret = print_item(cli, key, &it);
 	dc_buf_release(&buf);
 	return ret;
 }
 
 static int cmd_contains(struct cli *cli)
 {
-	struct dc_value key;
-	int err, ret;
+	int err, ret = 0;
 
-	ret = key_arg(cli, cli->args[0], &key);
-	if (ret)
-		goto out;
-	err = dc_cache_contains(cli->cache, &key);
+	err = dc_cache_contains(cli->cache, &cli->key);
 	if (err == DC_NOTFOUND)
 		ret = EXIT_NOTFOUND;
 	else if (err)
-		ret = cli_fail(cli, err, "%s", cli_str(&key));
-out:
+		ret = cli_fail(cli, err, "%s", cli_str(&cli->key));
 	return ret;
 }
 
 static int cmd_pop(struct cli *cli)
 {
 	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_value key;
+	const struct dc_value *key = &cli->key;
 	struct dc_item it;
 	int err, ret;
 
 	item_init(&it);
-	ret = key_arg(cli, cli->args[0], &key);
-	if (ret)
-		goto out;
-	err = dc_cache_pop(cli->cache, &key, &buf, &it, cli->flags | DC_FD);
+	err = dc_cache_pop(cli->cache, key, &buf, &it, cli->flags | DC_FD);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: key not found", cli_str(&key));
+		ret = not_found(cli, "%s: key not found", cli_str(key));
 	else if (err)
-		ret = cli_fail(cli, err, "%s", cli_str(&key));
+		ret = cli_fail(cli, err, "%s", cli_str(key));
 	else
-		ret = print_item(cli, &key, &it);
-out:
+		ret = print_item(cli, key, &it);
 	dc_buf_release(&buf);
+	return ret;
+}
+
+/* pull and peek: --front and --back exclude each other. */
+static int parse_queue(struct cli *cli)
+{
+	int ret = 0;
+
+	if (cli->front && cli->back)
+		ret = cli_usage(cli, "--front and --back exclude each other");
 	return ret;
 }
 
@@ -362,10 +379,6 @@ static int queue_op(struct cli *cli, int pull)
 	int err, ret = 0;
 
 	item_init(&it);
-	if (cli->front && cli->back) {
-		ret = cli_usage(cli, "--front and --back exclude each other");
-		goto out;
-	}
 	if (cli->back)
 		flags |= DC_BACK;
 	if (cli->front)
@@ -381,7 +394,6 @@ static int queue_op(struct cli *cli, int pull)
 		ret = queue_fail(cli, err);
 	else
 		ret = print_item(cli, &it.key, &it);
-out:
 	dc_buf_release(&buf);
 	return ret;
 }
@@ -502,20 +514,27 @@ out:
 	return ret;
 }
 
+/* KEY, --tag and the VALUE operand of set and add. */
+static int parse_set(struct cli *cli)
+{
+	int ret = parse_key(cli);
+
+	if (ret == 0)
+		ret = parse_tag_opt(cli);
+	if (ret == 0)
+		ret = parse_value(cli, 1);
+	return ret;
+}
+
 static int set_common(struct cli *cli, unsigned add)
 {
-	const struct dc_value *tagp;
-	struct dc_value key, tag, value;
+	const struct dc_value *key = &cli->key, *tagp = cli->tagp;
+	struct dc_value value;
 	struct cbuf in = { NULL, 0, 0 };
 	size_t limit = 0;
 	int err, more = 0, ret;
 
-	ret = key_arg(cli, cli->args[0], &key);
-	if (ret == 0)
-		ret = tag_opt(cli, &tag, &tagp);
-	if (ret)
-		goto out;
-	if (!is_number_type(cli->type)) {
+	if (!cli->has_value && !is_number_type(cli->type)) {
 		/* 4 bytes per code point at most: past 4x the threshold a
 		 * text value surely goes to a file as well */
 		limit = min_file_size(cli);
@@ -523,19 +542,19 @@ static int set_common(struct cli *cli, unsigned add)
 		if (limit < 65536)
 			limit = 65536;
 	}
-	ret = read_value(cli, 1, &in, limit, &value, &more);
+	ret = read_value(cli, &in, limit, &value, &more);
 	if (ret)
 		goto out;
 	if (more) {
-		ret = set_big(cli, &key, &in, tagp, cli->flags | add);
+		ret = set_big(cli, key, &in, tagp, cli->flags | add);
 		goto out;
 	}
-	err = dc_cache_set(cli->cache, &key, &value, cli->expire, tagp,
+	err = dc_cache_set(cli->cache, key, &value, cli->expire, tagp,
 			   cli->flags | add);
 	if (err == DC_EXISTS)
-		ret = not_found(cli, "%s: key exists", cli_str(&key));
+		ret = not_found(cli, "%s: key exists", cli_str(key));
 	else if (err)
-		ret = cli_fail(cli, err, "%s", cli_str(&key));
+		ret = cli_fail(cli, err, "%s", cli_str(key));
 out:
 	cbuf_release(&in);
 	return ret;
@@ -553,68 +572,62 @@ static int cmd_add(struct cli *cli)
 
 static int cmd_delete(struct cli *cli)
 {
-	struct dc_value key;
-	int err, ret;
+	int err, ret = 0;
 
-	ret = key_arg(cli, cli->args[0], &key);
-	if (ret)
-		goto out;
-	err = dc_cache_delete(cli->cache, &key, cli->flags);
+	err = dc_cache_delete(cli->cache, &cli->key, cli->flags);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: key not found", cli_str(&key));
+		ret = not_found(cli, "%s: key not found", cli_str(&cli->key));
 	else if (err)
-		ret = cli_fail(cli, err, "%s", cli_str(&key));
-out:
+		ret = cli_fail(cli, err, "%s", cli_str(&cli->key));
 	return ret;
 }
 
 static int cmd_touch(struct cli *cli)
 {
-	struct dc_value key;
-	int err, ret;
+	int err, ret = 0;
 
-	ret = key_arg(cli, cli->args[0], &key);
-	if (ret)
-		goto out;
-	err = dc_cache_touch(cli->cache, &key, cli->expire, cli->flags);
+	err = dc_cache_touch(cli->cache, &cli->key, cli->expire, cli->flags);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: key not found", cli_str(&key));
+		ret = not_found(cli, "%s: key not found", cli_str(&cli->key));
 	else if (err)
-		ret = cli_fail(cli, err, "%s", cli_str(&key));
-out:
+		ret = cli_fail(cli, err, "%s", cli_str(&cli->key));
+	return ret;
+}
+
+/* KEY and DELTA (default 1) of incr and decr. */
+static int parse_incr(struct cli *cli)
+{
+	int ret = parse_key(cli);
+
+	cli->delta = 1;
+	if (ret == 0 && cli->nargs > 1 &&
+	    cli_parse_i64(cli->args[1], &cli->delta))
+		ret = cli_usage(cli, "DELTA is not an integer: '%s'",
+				cli->args[1]);
 	return ret;
 }
 
 static int incr_common(struct cli *cli, int decr)
 {
-	struct dc_value key, result;
-	int64_t delta = 1;
+	const struct dc_value *key = &cli->key;
+	struct dc_value result;
 	const int64_t *dflt = cli->no_default ? NULL : &cli->dflt;
-	int err, ret;
+	int err, ret = 0;
 
-	ret = key_arg(cli, cli->args[0], &key);
-	if (ret)
-		goto out;
-	if (cli->nargs > 1 && cli_parse_i64(cli->args[1], &delta)) {
-		ret = cli_usage(cli, "DELTA is not an integer: '%s'",
-				cli->args[1]);
-		goto out;
-	}
 	if (decr)
-		err = dc_cache_decr(cli->cache, &key, delta, dflt, &result,
+		err = dc_cache_decr(cli->cache, key, cli->delta, dflt, &result,
 				    cli->flags);
 	else
-		err = dc_cache_incr(cli->cache, &key, delta, dflt, &result,
+		err = dc_cache_incr(cli->cache, key, cli->delta, dflt, &result,
 				    cli->flags);
 	if (err == DC_NOTFOUND) {
-		ret = not_found(cli, "%s: key not found", cli_str(&key));
+		ret = not_found(cli, "%s: key not found", cli_str(key));
 	} else if (err) {
-		ret = cli_fail(cli, err, "%s", cli_str(&key));
+		ret = cli_fail(cli, err, "%s", cli_str(key));
 	} else {
 		cli_print_value_line(stdout, &result);
 		putchar('\n');
 	}
-out:
 	return ret;
 }
 
@@ -628,24 +641,31 @@ static int cmd_decr(struct cli *cli)
 	return incr_common(cli, 1);
 }
 
+/* --tag and the VALUE operand of push. */
+static int parse_push(struct cli *cli)
+{
+	int ret = parse_tag_opt(cli);
+
+	if (ret == 0)
+		ret = parse_value(cli, 0);
+	return ret;
+}
+
 static int cmd_push(struct cli *cli)
 {
 	struct dc_buf buf = DC_BUF_INIT;
-	const struct dc_value *tagp;
-	struct dc_value tag, value, key;
+	struct dc_value value, key;
 	struct cbuf in = { NULL, 0, 0 };
 	unsigned flags = cli->flags;
 	int err, more, ret;
 
 	if (cli->front)
 		flags |= DC_FRONT;
-	ret = tag_opt(cli, &tag, &tagp);
-	if (ret == 0)
-		ret = read_value(cli, 0, &in, 0, &value, &more);
+	ret = read_value(cli, &in, 0, &value, &more);
 	if (ret)
 		goto out;
-	err = dc_cache_push(cli->cache, &value, cli->prefix, cli->expire, tagp,
-			    flags, &buf, &key);
+	err = dc_cache_push(cli->cache, &value, cli->prefix, cli->expire,
+			    cli->tagp, flags, &buf, &key);
 	if (err) {
 		ret = queue_fail(cli, err);
 		goto out;
@@ -770,16 +790,22 @@ static int setting_flag(struct cli *cli, const char *name, int *on)
 	return err == DC_NOTFOUND ? 0 : err;
 }
 
+/* --enable and --disable exclude each other. */
+static int parse_stats(struct cli *cli)
+{
+	int ret = 0;
+
+	if (cli->enable && cli->disable)
+		ret = cli_usage(cli, "--enable and --disable exclude each "
+				     "other");
+	return ret;
+}
+
 static int cmd_stats(struct cli *cli)
 {
 	uint64_t hits = 0, misses = 0, count = 0, volume = 0;
 	int err, on, ret = 0;
 
-	if (cli->enable && cli->disable) {
-		ret = cli_usage(cli, "--enable and --disable exclude each "
-				     "other");
-		goto out;
-	}
 	/* dc_cache_stats always sets the switch: keep it as it is unless
 	 * asked */
 	err = setting_flag(cli, "statistics", &on);
@@ -843,19 +869,22 @@ static int cmd_clear(struct cli *cli)
 	return print_count(cli, err, n);
 }
 
+/* TAG, the operand of evict. */
+static int parse_evict(struct cli *cli)
+{
+	int ret = typed_arg(cli, "TAG", "--tag-type", cli->args[0],
+			    strlen(cli->args[0]), cli->tag_type, &cli->tagv);
+
+	cli->tagp = ret == 0 ? &cli->tagv : NULL;
+	return ret;
+}
+
 static int cmd_evict(struct cli *cli)
 {
-	struct dc_value tag;
 	uint64_t n = 0;
-	int err, ret;
+	int err = dc_cache_evict(cli->cache, cli->tagp, cli->flags, &n);
 
-	ret = typed_arg(cli, "TAG", "--tag-type", cli->args[0],
-			strlen(cli->args[0]), cli->tag_type, &tag);
-	if (ret == 0) {
-		err = dc_cache_evict(cli->cache, &tag, cli->flags, &n);
-		ret = print_count(cli, err, n);
-	}
-	return ret;
+	return print_count(cli, err, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -932,12 +961,56 @@ static int cmd_check(struct cli *cli)
 /* settings                                                           */
 /* ------------------------------------------------------------------ */
 
+/* A setting's VALUE is read as int, float, bytes or else str. */
+static enum dc_type setting_type(enum dc_type t)
+{
+	if (t != DC_TYPE_INT && t != DC_TYPE_FLOAT && t != DC_TYPE_BYTES)
+		t = DC_TYPE_TEXT;
+	return t;
+}
+
+/* VALUE of settings NAME VALUE.  Without --type it takes the type the
+ * setting has in the database, known only once the cache is open; but a
+ * setting DiskCache defines is a number, or text for these two, so a
+ * VALUE that is neither is refused before the cache is created. */
+static int parse_settings(struct cli *cli)
+{
+	const char *const *names;
+	const char *name, *s;
+	struct dc_value v;
+	double d;
+	int known = 0, ret = 0;
+
+	cli->has_value = 0;
+	if (cli->nargs < 2)
+		goto out;
+	name = cli->args[0];
+	s = cli->args[1];
+	if (cli->type_set) {
+		ret = typed_arg(cli, "VALUE", "--type", s, strlen(s),
+				setting_type(cli->type), &cli->value);
+		cli->has_value = ret == 0;
+		goto out;
+	}
+	for (names = dc_cache_setting_names(); *names; names++)
+		known |= !strcmp(*names, name);
+	if (!known)
+		goto out;
+	if (!strcmp(name, "eviction_policy") ||
+	    !strcmp(name, "sqlite_journal_mode"))
+		ret = typed_arg(cli, "VALUE", "--type", s, strlen(s),
+				DC_TYPE_TEXT, &v);
+	else if (cli_parse_double(s, &d))
+		ret = cli_usage(cli, "VALUE is not a number: '%.40s'", s);
+out:
+	return ret;
+}
+
 static int cmd_settings(struct cli *cli)
 {
 	const char *const *names;
 	struct dc_buf b = DC_BUF_INIT;
 	struct dc_value v, nv;
-	enum dc_type t;
 	int err = 0, ret = 0;
 
 	if (cli->nargs == 0) {
@@ -969,14 +1042,17 @@ static int cmd_settings(struct cli *cli)
 		putchar('\n');
 		goto out;
 	}
-	/* the new value keeps the stored type unless --type says */
-	t = cli->type_set ? cli->type : v.type;
-	if (t != DC_TYPE_INT && t != DC_TYPE_FLOAT && t != DC_TYPE_BYTES)
-		t = DC_TYPE_TEXT;
-	ret = typed_arg(cli, "VALUE", "--type", cli->args[1],
-			strlen(cli->args[1]), t, &nv);
-	if (ret)
-		goto out;
+	/* the new value keeps the stored type unless --type said (then
+	 * parse_settings() converted it) */
+	if (cli->has_value) {
+		nv = cli->value;
+	} else {
+		ret =
+		    typed_arg(cli, "VALUE", "--type", cli->args[1],
+			      strlen(cli->args[1]), setting_type(v.type), &nv);
+		if (ret)
+			goto out;
+	}
 	err = dc_cache_setting_set(cli->cache, cli->args[0], &nv);
 	if (err == DC_NOTFOUND)
 		ret = not_found(cli, "%s: no such setting", cli->args[0]);
@@ -1030,32 +1106,32 @@ static int cmd_help(struct cli *cli)
 	"                     float, pickle\n"
 
 const struct cli_cmd cli_cmds[] = {
-	{ "get", cmd_get, 1, 1, CO_META, 1, "[-m|-M] [-r] KEY",
+	{ "get", cmd_get, parse_key, 1, 1, CO_META, 1, "[-m|-M] [-r] KEY",
 	  "print the value of KEY",
 	  H_OUT "A missing or expired key exits with 1.\n\n" H_META
 		"With -m the value is not read and no hit or miss is "
 		"counted.\n" },
-	{ "set", cmd_set, 1, 2, CO_EXPIRE | CO_TAG, 1,
+	{ "set", cmd_set, parse_set, 1, 2, CO_EXPIRE | CO_TAG, 1,
 	  "[-e DUR] [--tag TAG] KEY [VALUE|-]", "store VALUE under KEY",
 	  "Without VALUE, or with '-', the value is read from stdin (exact\n"
 	  "bytes; a large value is streamed into a value file).  A number\n"
 	  "read from stdin may have blanks around it.\n\n" H_SETOPTS },
-	{ "add", cmd_add, 1, 2, CO_EXPIRE | CO_TAG, 1,
+	{ "add", cmd_add, parse_set, 1, 2, CO_EXPIRE | CO_TAG, 1,
 	  "[-e DUR] [--tag TAG] KEY [VALUE|-]",
 	  "store VALUE only if KEY is missing",
 	  "As set, but exits with 1 and changes nothing if KEY exists and\n"
 	  "is alive.\n\n" H_SETOPTS },
-	{ "delete", cmd_delete, 1, 1, 0, 1, "KEY", "remove KEY",
+	{ "delete", cmd_delete, parse_key, 1, 1, 0, 1, "KEY", "remove KEY",
 	  "Exits with 1 if KEY is missing or expired.\n" },
-	{ "contains", cmd_contains, 1, 1, 0, 1, "KEY",
+	{ "contains", cmd_contains, parse_key, 1, 1, 0, 1, "KEY",
 	  "exit 0 if KEY is alive, else 1",
 	  "Prints nothing; counts no hit or miss.\n" },
-	{ "touch", cmd_touch, 1, 1, CO_EXPIRE, 1, "[-e DUR] KEY",
+	{ "touch", cmd_touch, parse_key, 1, 1, CO_EXPIRE, 1, "[-e DUR] KEY",
 	  "change the expiry of KEY",
 	  "Without --expire the key never expires.  Exits with 1 if KEY is\n"
 	  "missing or expired.\n\n"
 	  "  -e, --expire DUR   expire DUR from now (seconds or s/m/h/d)\n" },
-	{ "incr", cmd_incr, 1, 2, CO_DEFAULT, 1,
+	{ "incr", cmd_incr, parse_incr, 1, 2, CO_DEFAULT, 1,
 	  "[--default N|--no-default] KEY [DELTA]",
 	  "add DELTA (default 1) to an integer",
 	  "Prints the new value.  A missing key counts as --default (0),\n"
@@ -1063,16 +1139,17 @@ const struct cli_cmd cli_cmds[] = {
 	  "that is not a number, or an overflow, exits with 4.\n\n"
 	  "      --default N    value assumed for a missing key (0)\n"
 	  "      --no-default   a missing key is an error (exit 1)\n" },
-	{ "decr", cmd_decr, 1, 2, CO_DEFAULT, 1,
+	{ "decr", cmd_decr, parse_incr, 1, 2, CO_DEFAULT, 1,
 	  "[--default N|--no-default] KEY [DELTA]",
 	  "subtract DELTA (default 1) from an integer",
 	  "As incr with -DELTA.\n\n"
 	  "      --default N    value assumed for a missing key (0)\n"
 	  "      --no-default   a missing key is an error (exit 1)\n" },
-	{ "pop", cmd_pop, 1, 1, CO_META, 1, "[-m|-M] [-r] KEY",
+	{ "pop", cmd_pop, parse_key, 1, 1, CO_META, 1, "[-m|-M] [-r] KEY",
 	  "print the value of KEY and remove it",
 	  H_OUT "A missing key exits with 1.\n\n" H_META },
-	{ "push", cmd_push, 0, 1, CO_PREFIX | CO_FRONT | CO_EXPIRE | CO_TAG, 1,
+	{ "push", cmd_push, parse_push, 0, 1,
+	  CO_PREFIX | CO_FRONT | CO_EXPIRE | CO_TAG, 1,
 	  "[-p P] [--front] [-e DUR] [--tag TAG] [VALUE|-]",
 	  "append VALUE to a queue and print its key",
 	  "Queue keys are integers from 500000000000000, or with a prefix P\n"
@@ -1081,22 +1158,24 @@ const struct cli_cmd cli_cmds[] = {
 	  "  -p, --prefix P     the queue of text keys P-NNN...\n"
 	  "      --front        push at the front instead of the "
 	  "back\n" H_SETOPTS },
-	{ "pull", cmd_pull, 0, 0, CO_PREFIX | CO_FRONT | CO_BACK | CO_META, 1,
+	{ "pull", cmd_pull, parse_queue, 0, 0,
+	  CO_PREFIX | CO_FRONT | CO_BACK | CO_META, 1,
 	  "[-p P] [--back] [-m|-M] [-r]",
 	  "print the first item of a queue and remove it",
 	  H_OUT "An empty queue exits with 1.  The key is in the metadata.\n\n"
 		"  -p, --prefix P     the queue of text keys P-NNN...\n"
 		"      --back         take the last item instead\n" H_META },
-	{ "peek", cmd_peek, 0, 0, CO_PREFIX | CO_FRONT | CO_BACK | CO_META, 1,
+	{ "peek", cmd_peek, parse_queue, 0, 0,
+	  CO_PREFIX | CO_FRONT | CO_BACK | CO_META, 1,
 	  "[-p P] [--back] [-m|-M] [-r]", "print the first item of a queue",
 	  H_OUT "An empty queue exits with 1.\n\n"
 		"  -p, --prefix P     the queue of text keys P-NNN...\n"
 		"      --back         the last item instead\n" H_META },
-	{ "peekitem", cmd_peekitem, 0, 0, CO_FIRST | CO_META, 1,
+	{ "peekitem", cmd_peekitem, NULL, 0, 0, CO_FIRST | CO_META, 1,
 	  "[--first] [-m|-M] [-r]", "print the last stored item",
 	  H_OUT "An empty cache exits with 1.\n\n"
 		"      --first        the first stored item instead\n" H_META },
-	{ "list", cmd_list, 0, 0,
+	{ "list", cmd_list, NULL, 0, 0,
 	  CO_SORTED | CO_REVERSE | CO_PREFIX | CO_ALIVE | CO_NULL | CO_LONG, 1,
 	  "[-s] [--reverse] [-p P] [-a] [-l] [-z]", "print the keys",
 	  "In insertion order, expired keys included (as DiskCache's\n"
@@ -1108,29 +1187,30 @@ const struct cli_cmd cli_cmds[] = {
 	  "  -a, --alive        skip expired keys\n"
 	  "  -l, --long         prefix TYPE<tab>SIZE<tab>EXPIRE_TIME<tab>\n"
 	  "  -z, --null         raw keys, each ended by a NUL byte\n" },
-	{ "stats", cmd_stats, 0, 0, CO_STATS, 1,
+	{ "stats", cmd_stats, parse_stats, 0, 0, CO_STATS, 1,
 	  "[--enable|--disable] [--reset]", "print hits, misses, count, volume",
 	  "Prints 'name value' lines: hits, misses (before a reset),\n"
 	  "statistics (1 if counting, after the change), count, volume.\n\n"
 	  "      --enable       start counting hits and misses\n"
 	  "      --disable      stop counting\n"
 	  "      --reset        set hits and misses to 0\n" },
-	{ "volume", cmd_volume, 0, 0, 0, 1, "",
+	{ "volume", cmd_volume, NULL, 0, 0, 0, 1, "",
 	  "print the size of the cache in bytes",
 	  "Database pages plus value-file bytes.\n" },
-	{ "len", cmd_len, 0, 0, 0, 1, "", "print the number of keys",
+	{ "len", cmd_len, NULL, 0, 0, 0, 1, "", "print the number of keys",
 	  "Expired keys not yet removed are counted.\n" },
-	{ "expire", cmd_expire, 0, 0, 0, 1, "", "remove expired keys",
+	{ "expire", cmd_expire, NULL, 0, 0, 0, 1, "", "remove expired keys",
 	  "Prints how many keys were removed.\n" },
-	{ "evict", cmd_evict, 1, 1, 0, 1, "TAG", "remove the keys tagged TAG",
+	{ "evict", cmd_evict, parse_evict, 1, 1, 0, 1, "TAG",
+	  "remove the keys tagged TAG",
 	  "Prints how many keys were removed.  TAG's type: --tag-type.\n" },
-	{ "cull", cmd_cull, 0, 0, 0, 1, "",
+	{ "cull", cmd_cull, NULL, 0, 0, 0, 1, "",
 	  "remove expired keys, then evict down to size_limit",
 	  "Prints how many keys were removed (0 with eviction_policy "
 	  "none).\n" },
-	{ "clear", cmd_clear, 0, 0, 0, 1, "", "remove every key",
+	{ "clear", cmd_clear, NULL, 0, 0, 0, 1, "", "remove every key",
 	  "Prints how many keys were removed.\n" },
-	{ "check", cmd_check, 0, 0, CO_FIX, 1, "[--fix]",
+	{ "check", cmd_check, NULL, 0, 0, CO_FIX, 1, "[--fix]",
 	  "check the database and the value files",
 	  "Prints one 'kind: message' line per problem and exits with 1 if\n"
 	  "there are any.  With --fix it repairs and prints what it found,\n"
@@ -1138,13 +1218,13 @@ const struct cli_cmd cli_cmds[] = {
 	  "problems left are printed as 'remaining kind: message' and exit\n"
 	  "with 1.\n\n"
 	  "      --fix          repair\n" },
-	{ "settings", cmd_settings, 0, 2, 0, 1, "[NAME [VALUE]]",
-	  "print or change settings",
+	{ "settings", cmd_settings, parse_settings, 0, 2, 0, 1,
+	  "[NAME [VALUE]]", "print or change settings",
 	  "Without NAME: every setting as name=value.  With NAME: its\n"
 	  "value.  With VALUE: change it (for every shard), keeping the\n"
 	  "stored type unless --type is given.  An unknown NAME exits\n"
 	  "with 1, a bad VALUE with 2.\n" },
-	{ "help", cmd_help, 0, 1, 0, 0, "[COMMAND]", "show help",
+	{ "help", cmd_help, NULL, 0, 1, 0, 0, "[COMMAND]", "show help",
 	  "Without COMMAND, the list of commands and global options.\n" },
-	{ NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+	{ NULL, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL },
 };

@@ -606,6 +606,13 @@ int main(int argc, char **argv)
 		ret = cli_usage(&cli, "too many operands");
 		goto out;
 	}
+	/* every operand is checked before the cache (maybe a new directory)
+	 * is opened */
+	if (cli.cmd->parse) {
+		ret = cli.cmd->parse(&cli);
+		if (ret)
+			goto out;
+	}
 	if (cli.cmd->needs_cache) {
 		ret = resolve_dir(&cli);
 		if (ret == 0)

@@ -140,6 +140,56 @@ test_usage_errors() {
 	out_is $'0\n'
 }
 
+# refused ARGS...: dcache -d $T/new ARGS exits with 2 and creates
+# nothing: operands are checked before the cache is opened.
+refused() {
+	expect 2 -d "$T/new" "$@"
+	[ ! -e "$T/new" ] || fail "dcache $*: created the cache directory"
+}
+
+test_bad_input_creates_nothing() {
+	refused --type int set k notanumber
+	err_line set
+	err_has 'not an integer'
+	refused --type float set k 1.5.5
+	refused set k v --expire bad
+	refused set k v --tag $'\xff'
+	refused add $'bad\xffkey' v
+	refused add k $'\xc0\x80'
+	refused get $'bad\xffkey'
+	err_line get
+	err_has 'UTF-8'
+	refused -k int get 1e3
+	refused contains $'\xff'
+	refused delete $'\xff'
+	refused touch $'\xff' -e 10
+	refused touch k -e 10x
+	refused pop $'\xff'
+	refused incr n notanumber
+	err_line incr
+	err_has 'DELTA'
+	refused decr n 1.5
+	refused incr n --default x
+	refused -t int push 12x
+	refused push v --tag $'\xff'
+	refused --tag-type int evict red
+	refused pull --front --back
+	refused stats --enable --disable
+	refused settings cull_limit abc
+	err_line settings
+	refused settings eviction_policy $'\xff'
+	refused -t int settings size_limit 1x
+	refused --shards 4 -t int set k x
+	# the same commands with good operands do create the cache
+	expect 0 -d "$T/new" --type int set k 5
+	[ -f "$T/new/cache.db" ] || fail "no cache.db after a good set"
+	expect 0 -d "$T/new" incr k 2
+	out_is $'7\n'
+	expect 0 -d "$T/new" settings cull_limit 4
+	expect 0 -d "$T/new" settings cull_limit
+	out_is $'4\n'
+}
+
 test_set_get_text() {
 	expect 0 set greeting 'hello world'
 	err_empty
