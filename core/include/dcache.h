@@ -748,6 +748,193 @@ int dc_cache_setting_set(dc_cache *cache, const char *name,
  * NULL-terminated, static. */
 const char *const *dc_cache_setting_names(void);
 
+/* ------------------------------------------------------------------ */
+/* Deque and Index                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Python DiskCache's Deque and Index on a plain Cache directory opened
+ * with eviction_policy "none" (exactly what Deque(directory=D) and
+ * Index(D) write, and what FanoutCache.deque(name) / .index(name) use
+ * below DIR/deque/NAME and DIR/index/NAME).  Python and C may use one
+ * directory at the same time.
+ *
+ * A deque keeps its items under the integer queue keys of
+ * dc_cache_push() (starting at 500000000000000; the back has the larger
+ * keys).  An index is an ordinary cache in insertion (rowid) order.
+ * Neither uses expiry or tags.  Every write retries while the database is
+ * locked (Python's retry=True), so DC_TIMEOUT is not returned by them.
+ *
+ * Functions that take a transaction of their own (append with maxlen,
+ * set_maxlen, reverse, popitem) nest inside a dc_cache_begin() of the
+ * caller on the underlying cache: a miss or a rejected argument leaves
+ * the caller's transaction alone, while a failure after a change rolls
+ * back the whole transaction of the thread, as dc_cache_rollback().
+ *
+ * Threads: a handle may be used by any number of threads at once, as a
+ * dc_cache, except dc_deque_set_maxlen() and the close functions.
+ * Results go into the caller's struct dc_buf / struct dc_item as with
+ * dc_cache_get(): item->value holds the value (item->key the key where
+ * said), its data valid until @buf is next used.
+ *
+ * Value equality (dc_deque_remove, dc_deque_count) compares the type and
+ * then the number (INT, FLOAT) or the bytes (TEXT, BYTES, PICKLE): int 1
+ * and float 1.0 differ, and pickled values are equal only when their
+ * pickle bytes are (Python compares the unpickled objects). */
+
+typedef struct dc_deque dc_deque;
+typedef struct dc_index dc_index;
+
+/* No maxlen: the deque is unbounded (Python's maxlen=None). */
+#define DC_DEQUE_UNBOUNDED (-1)
+
+/* dc_deque_open - open or create the deque in directory @dir.
+ * @opts: as for dc_cache_open (NULL: defaults); shards must be 0 or
+ *        DC_SHARDS_PLAIN.  eviction_policy "none" is always applied.
+ * @out: receives the handle, closed with dc_deque_close().  The deque is
+ *       unbounded until dc_deque_set_maxlen().
+ * Returns as dc_cache_open(); DC_LAYOUT if @dir is a FanoutCache. */
+int dc_deque_open(const char *dir, const struct dc_options *opts,
+		  dc_deque **out);
+
+/* dc_deque_open_sub - FanoutCache.deque(name): the deque in
+ * DIR/deque/NAME of @parent's directory.  @name as for
+ * dc_cache_open_sub(). */
+int dc_deque_open_sub(dc_cache *parent, const char *name,
+		      const struct dc_options *opts, dc_deque **out);
+
+/* dc_deque_close - close the deque and its cache.  Accepts NULL. */
+void dc_deque_close(dc_deque *d);
+
+/* dc_deque_cache - the underlying cache, borrowed for the life of @d:
+ * use it for transactions (dc_cache_begin/commit, which make a series of
+ * deque calls atomic) and iteration (DC_SORTED gives deque order). */
+dc_cache *dc_deque_cache(dc_deque *d);
+
+/* dc_deque_set_maxlen - bound the deque to @maxlen items
+ * (DC_DEQUE_UNBOUNDED: no bound), held in this handle only (Python does
+ * not store it either).  Items beyond it are removed from the front, in
+ * one transaction.  Returns 0, DC_INVAL (@maxlen below -1), ... */
+int dc_deque_set_maxlen(dc_deque *d, int64_t maxlen);
+
+/* dc_deque_maxlen - the bound, or DC_DEQUE_UNBOUNDED. */
+int64_t dc_deque_maxlen(const dc_deque *d);
+
+/* dc_deque_append - add @value at the back; if the deque then holds more
+ * than maxlen items, remove one from the front, in the same transaction.
+ * dc_deque_appendleft adds at the front and removes from the back.
+ * Returns 0, DC_INVAL (bad value), ENOSPC, DC_SQLITE, ... */
+int dc_deque_append(dc_deque *d, const struct dc_value *value);
+int dc_deque_appendleft(dc_deque *d, const struct dc_value *value);
+
+/* dc_deque_pop - remove and return the back item (dc_deque_popleft: the
+ * front one); item->key is its queue key.  Two processes popping one
+ * deque never get the same item.  Returns 0, DC_NOTFOUND (empty), ... */
+int dc_deque_pop(dc_deque *d, struct dc_buf *buf, struct dc_item *item);
+int dc_deque_popleft(dc_deque *d, struct dc_buf *buf, struct dc_item *item);
+
+/* dc_deque_peek - return the back item without removing it
+ * (dc_deque_peekleft: the front one).  Returns 0, DC_NOTFOUND (empty),
+ * ... */
+int dc_deque_peek(dc_deque *d, struct dc_buf *buf, struct dc_item *item);
+int dc_deque_peekleft(dc_deque *d, struct dc_buf *buf, struct dc_item *item);
+
+/* dc_deque_len - the number of items.  Returns 0 and sets *count, ... */
+int dc_deque_len(dc_deque *d, uint64_t *count);
+
+/* dc_deque_get - the item at @index: 0 is the front, -1 the back.
+ * item->value is the value and item->key its queue key (an INT).
+ * Items removed by someone else meanwhile are skipped, as in Python.
+ * Returns 0, DC_NOTFOUND (out of range), ... */
+int dc_deque_get(dc_deque *d, int64_t index, struct dc_buf *buf,
+		 struct dc_item *item);
+
+/* dc_deque_set - replace the value at @index (keeping its place).
+ * Returns 0, DC_NOTFOUND (out of range), DC_INVAL, ... */
+int dc_deque_set(dc_deque *d, int64_t index, const struct dc_value *value);
+
+/* dc_deque_delete - remove the item at @index.
+ * Returns 0, DC_NOTFOUND (out of range), ... */
+int dc_deque_delete(dc_deque *d, int64_t index);
+
+/* dc_deque_clear - remove every item. */
+int dc_deque_clear(dc_deque *d);
+
+/* dc_deque_rotate - rotate @n steps to the right (n > 0: the back item
+ * moves to the front, n times) or -@n to the left; @n is taken modulo the
+ * length.  An empty deque is left alone.  Each step is a pop and an
+ * append, as in Python (not one transaction: wrap it in dc_cache_begin()
+ * on dc_deque_cache() for that).  Returns 0, ... */
+int dc_deque_rotate(dc_deque *d, int64_t n);
+
+/* dc_deque_reverse - reverse the items in place, in one transaction.
+ * Values are not copied: each item's row gets a new, smaller queue key
+ * (Python instead rewrites the items at keys from 500000000000000).
+ * Returns 0, DC_OVERFLOW (no room left below the smallest key; nothing
+ * changed), ENOMEM, ... */
+int dc_deque_reverse(dc_deque *d);
+
+/* dc_deque_remove - remove the first item (from the front) equal to
+ * @value.  Returns 0, DC_NOTFOUND (none), ... */
+int dc_deque_remove(dc_deque *d, const struct dc_value *value);
+
+/* dc_deque_count - the number of items equal to @value, in *count. */
+int dc_deque_count(dc_deque *d, const struct dc_value *value, uint64_t *count);
+
+/* dc_index_open - open or create the index in directory @dir, as
+ * dc_deque_open().  Close with dc_index_close(). */
+int dc_index_open(const char *dir, const struct dc_options *opts,
+		  dc_index **out);
+
+/* dc_index_open_sub - FanoutCache.index(name): DIR/index/NAME. */
+int dc_index_open_sub(dc_cache *parent, const char *name,
+		      const struct dc_options *opts, dc_index **out);
+
+/* dc_index_close - close the index and its cache.  Accepts NULL. */
+void dc_index_close(dc_index *idx);
+
+/* dc_index_cache - the underlying cache, borrowed for the life of @idx:
+ * iterate it (insertion order; DC_REVERSE), push/pull on it, make
+ * several calls one transaction. */
+dc_cache *dc_index_cache(dc_index *idx);
+
+/* dc_index_get - the value of @key in item->value.
+ * Returns 0, DC_NOTFOUND, DC_INVAL (malformed key), ... */
+int dc_index_get(dc_index *idx, const struct dc_value *key, struct dc_buf *buf,
+		 struct dc_item *item);
+
+/* dc_index_set - store @value under @key.  A new key goes last in
+ * insertion order; an existing key keeps its place.
+ * Returns 0, DC_INVAL, ENOSPC, ... */
+int dc_index_set(dc_index *idx, const struct dc_value *key,
+		 const struct dc_value *value);
+
+/* dc_index_delete - remove @key.  Returns 0, DC_NOTFOUND, ... */
+int dc_index_delete(dc_index *idx, const struct dc_value *key);
+
+/* dc_index_setdefault - the value of @key; if missing, @dflt is stored
+ * first (atomically: of two racing callers one value wins and both get
+ * it).  Returns 0, DC_INVAL, ... */
+int dc_index_setdefault(dc_index *idx, const struct dc_value *key,
+			const struct dc_value *dflt, struct dc_buf *buf,
+			struct dc_item *item);
+
+/* dc_index_pop - remove @key and return its value.
+ * Returns 0, DC_NOTFOUND, ... */
+int dc_index_pop(dc_index *idx, const struct dc_value *key, struct dc_buf *buf,
+		 struct dc_item *item);
+
+/* dc_index_popitem - remove and return the last inserted item (@flags
+ * DC_FIRST: the first), item->key and item->value, in one transaction.
+ * Returns 0, DC_NOTFOUND (empty), DC_INVAL (other flags), ... */
+int dc_index_popitem(dc_index *idx, unsigned flags, struct dc_buf *buf,
+		     struct dc_item *item);
+
+/* dc_index_len - the number of items, in *count. */
+int dc_index_len(dc_index *idx, uint64_t *count);
+
+/* dc_index_clear - remove every item. */
+int dc_index_clear(dc_index *idx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,6 +37,10 @@
  *   shard-of KEY | hash KEY | shards | version
  *   dump [reverse] [sorted] [alive] [values] [prefix=P]
  *   begin | commit | rollback | reopen | sub cache|deque|index NAME | unsub
+ *   deque-append VALUE [front]   deque-pop [front]   deque-pop-all [front]
+ *   deque-dump   deque-rotate N   deque-reverse     (DIR as a dc_deque)
+ *   index-set KEY VALUE   index-popitem [first]   index-items [reverse]
+ *                                                   (DIR as a dc_index)
  *   repeat N COMMAND...   sleep S   echo WORD   quit
  */
 #include <errno.h>
@@ -483,6 +487,8 @@ struct ctx {
 	struct spec setting_specs[32];
 	dc_cache *root;
 	dc_cache *sub; /* current sub-collection, or NULL */
+	dc_deque *dq;  /* deque-* commands: DIR as a Deque, opened lazily */
+	dc_index *ix;  /* index-* commands: DIR as an Index, opened lazily */
 	int quit;
 };
 
@@ -504,6 +510,10 @@ static int ctx_open(struct ctx *c)
 
 static void ctx_close(struct ctx *c)
 {
+	dc_deque_close(c->dq);
+	c->dq = NULL;
+	dc_index_close(c->ix);
+	c->ix = NULL;
 	dc_cache_close(c->sub);
 	c->sub = NULL;
 	dc_cache_close(c->root);
@@ -1264,6 +1274,207 @@ out:
 	return ret;
 }
 
+/* ------------------------------------------------------------------ */
+/* Deque and Index (DIR itself, opened as Python's Deque / Index)     */
+/* ------------------------------------------------------------------ */
+
+static int want_deque(struct ctx *c)
+{
+	if (c->dq)
+		return 0;
+	return dc_deque_open(c->dir, NULL, &c->dq);
+}
+
+static int want_index(struct ctx *c)
+{
+	if (c->ix)
+		return 0;
+	return dc_index_open(c->dir, NULL, &c->ix);
+}
+
+/* deque-append VALUE [front] */
+static int cmd_deque_append(struct ctx *c, struct args *a, struct sb *ex)
+{
+	struct spec v = { 0 };
+	int ret = want_deque(c);
+
+	if (!ret)
+		ret = pos_spec(a, 0, &v, ex);
+	if (!ret)
+		ret = (a->flags & DC_FRONT) ? dc_deque_appendleft(c->dq, &v.v)
+					    : dc_deque_append(c->dq, &v.v);
+	spec_free(&v);
+	return ret;
+}
+
+/* deque-pop [front] [peek]: pop (or popleft with front). */
+static int cmd_deque_pop(struct ctx *c, struct args *a, struct sb *ex)
+{
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	int ret = want_deque(c);
+
+	item_init(&it);
+	if (!ret)
+		ret = (a->flags & DC_FRONT) ? dc_deque_popleft(c->dq, &buf, &it)
+					    : dc_deque_pop(c->dq, &buf, &it);
+	if (!ret)
+		out_item(ex, &it, 1);
+	dc_buf_release(&buf);
+	return ret;
+}
+
+/* deque-pop-all [front]: pop until empty; the values in pop order. */
+static int cmd_deque_pop_all(struct ctx *c, struct args *a, struct sb *ex)
+{
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	int64_t got = 0;
+	int ret = want_deque(c);
+
+	sb_puts(ex, ",\"values\":[");
+	while (!ret) {
+		item_init(&it);
+		ret = (a->flags & DC_FRONT) ? dc_deque_popleft(c->dq, &buf, &it)
+					    : dc_deque_pop(c->dq, &buf, &it);
+		if (ret)
+			break;
+		if (got++)
+			sb_puts(ex, ",");
+		sb_value(ex, &it.value);
+	}
+	if (ret == DC_NOTFOUND)
+		ret = 0;
+	sb_printf(ex, "],\"got\":%" PRId64, got);
+	dc_buf_release(&buf);
+	return ret;
+}
+
+/* deque-dump: the values front to back, read with dc_deque_get. */
+static int cmd_deque_dump(struct ctx *c, struct args *a, struct sb *ex)
+{
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	uint64_t n = 0;
+	int ret = want_deque(c);
+
+	(void)a;
+	if (!ret)
+		ret = dc_deque_len(c->dq, &n);
+	sb_puts(ex, ",\"values\":[");
+	for (uint64_t i = 0; !ret && i < n; i++) {
+		item_init(&it);
+		ret = dc_deque_get(c->dq, (int64_t)i, &buf, &it);
+		if (ret)
+			break;
+		if (i)
+			sb_puts(ex, ",");
+		sb_value(ex, &it.value);
+	}
+	sb_puts(ex, "]");
+	dc_buf_release(&buf);
+	return ret;
+}
+
+/* deque-rotate N | deque-reverse */
+static int cmd_deque_rotate(struct ctx *c, struct args *a, struct sb *ex)
+{
+	int64_t n;
+	int ret = want_deque(c);
+
+	if (ret)
+		return ret;
+	if (a->npos < 1 || parse_i64(a->pos[0], &n)) {
+		sb_puts(ex, ",\"usage\":\"N\"");
+		return RC_USAGE;
+	}
+	return dc_deque_rotate(c->dq, n);
+}
+
+static int cmd_deque_reverse(struct ctx *c, struct args *a, struct sb *ex)
+{
+	int ret = want_deque(c);
+
+	(void)a;
+	(void)ex;
+	return ret ? ret : dc_deque_reverse(c->dq);
+}
+
+/* index-set KEY VALUE */
+static int cmd_index_set(struct ctx *c, struct args *a, struct sb *ex)
+{
+	struct spec k = { 0 }, v = { 0 };
+	int ret = want_index(c);
+
+	if (!ret)
+		ret = pos_spec(a, 0, &k, ex);
+	if (!ret)
+		ret = pos_spec(a, 1, &v, ex);
+	if (!ret)
+		ret = dc_index_set(c->ix, &k.v, &v.v);
+	spec_free(&k);
+	spec_free(&v);
+	return ret;
+}
+
+/* index-popitem [first] */
+static int cmd_index_popitem(struct ctx *c, struct args *a, struct sb *ex)
+{
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	int ret = want_index(c);
+
+	item_init(&it);
+	if (!ret)
+		ret = dc_index_popitem(c->ix, a->flags & DC_FIRST, &buf, &it);
+	if (!ret)
+		out_item(ex, &it, 1);
+	dc_buf_release(&buf);
+	return ret;
+}
+
+/* index-items [reverse]: [key, value] pairs in insertion order. */
+static int cmd_index_items(struct ctx *c, struct args *a, struct sb *ex)
+{
+	struct dc_buf kbuf = DC_BUF_INIT, vbuf = DC_BUF_INIT;
+	struct dc_item k, v;
+	dc_iter *it = NULL;
+	int first = 1;
+	int ret = want_index(c);
+
+	if (!ret)
+		ret = dc_iter_open(dc_index_cache(c->ix), a->flags & DC_REVERSE,
+				   NULL, 0, &it);
+	sb_puts(ex, ",\"items\":[");
+	while (!ret) {
+		item_init(&k);
+		ret = dc_iter_next(it, &kbuf, &k);
+		if (ret)
+			break;
+		item_init(&v);
+		ret = dc_index_get(c->ix, &k.key, &vbuf, &v);
+		if (ret == DC_NOTFOUND) {
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+		sb_puts(ex, first ? "[" : ",[");
+		first = 0;
+		sb_value(ex, &k.key);
+		sb_puts(ex, ",");
+		sb_value(ex, &v.value);
+		sb_puts(ex, "]");
+	}
+	if (ret == DC_NOTFOUND)
+		ret = 0;
+	sb_puts(ex, "]");
+	dc_iter_close(it);
+	dc_buf_release(&kbuf);
+	dc_buf_release(&vbuf);
+	return ret;
+}
+
 static int cmd_begin(struct ctx *c, struct args *a, struct sb *ex)
 {
 	(void)ex;
@@ -1401,6 +1612,15 @@ static const struct {
 	{ "rollback", cmd_rollback, 1 },
 	{ "reopen", cmd_reopen, 0 },
 	{ "sub", cmd_sub, 1 },
+	{ "deque-append", cmd_deque_append, 0 },
+	{ "deque-pop", cmd_deque_pop, 0 },
+	{ "deque-pop-all", cmd_deque_pop_all, 0 },
+	{ "deque-dump", cmd_deque_dump, 0 },
+	{ "deque-rotate", cmd_deque_rotate, 0 },
+	{ "deque-reverse", cmd_deque_reverse, 0 },
+	{ "index-set", cmd_index_set, 0 },
+	{ "index-popitem", cmd_index_popitem, 0 },
+	{ "index-items", cmd_index_items, 0 },
 	{ "unsub", cmd_unsub, 0 },
 	{ "sleep", cmd_sleep, 0 },
 	{ "echo", cmd_echo, 0 },
