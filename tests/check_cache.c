@@ -394,49 +394,6 @@ static int count_entries(const char *dir)
 	return n;
 }
 
-/* Warnings of dc_cache_check, counted by kind. */
-struct warnings {
-	uint64_t total;
-	int kind[16];
-	char first[512];
-};
-
-static void count_warning(void *arg, enum dc_warning kind, const char *msg)
-{
-	struct warnings *w = arg;
-
-	if (w->total == 0)
-		snprintf(w->first, sizeof(w->first), "%d: %s", (int)kind,
-			 msg ? msg : "(null)");
-	w->total++;
-	if ((int)kind >= 0 && (int)kind < 16)
-		w->kind[kind]++;
-}
-
-static uint64_t check_cache(dc_cache *c, int fix, struct warnings *w)
-{
-	struct warnings local;
-	uint64_t n = UINT64_MAX;
-
-	if (!w)
-		w = &local;
-	memset(w, 0, sizeof(*w));
-	ck_assert_int_eq(dc_cache_check(c, fix, 0, count_warning, w, &n), 0);
-	ck_assert_uint_eq(n, w->total);
-	return n;
-}
-
-#define ASSERT_CHECK_CLEAN(c)                                                  \
-	do {                                                                   \
-		struct warnings w_;                                            \
-		uint64_t n_ = check_cache((c), 0, &w_);                        \
-		ck_assert_msg(n_ == 0,                                         \
-			      "check: %" PRIu64 " warnings, first %s", n_,     \
-			      w_.first);                                       \
-	} while (0)
-
-/* A foreign writer: the sqlite3 CLI holding BEGIN IMMEDIATE on a
- * database, as another process (Python, say) would. */
 /* The pickle bytes Python writes for None, True and the tuple (1, 'a')
  * (protocol 5; spec Appendix C). */
 static const unsigned char PICKLE_NONE[] = { 0x80, 0x05, 0x4e, 0x2e };
@@ -531,7 +488,7 @@ START_TEST(test_fresh_cache_reports_every_default_setting)
 		   "SELECT typeof(value), value FROM Settings "
 		   "WHERE key = 'size_limit'");
 	ASSERT_SQL(g_db, "16", "SELECT COUNT(*) FROM Settings");
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -1130,7 +1087,7 @@ START_TEST(test_large_values_go_to_value_files_with_diskcache_modes)
 	}
 	ck_assert_int_eq(n, 3);
 	free(rows);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(x);
 	free(y);
 	free(pk);
@@ -1239,7 +1196,7 @@ START_TEST(test_keys_of_every_native_type_roundtrip)
 	for (i = 0; i < ARRAY_SIZE(keys); i++)
 		ck_assert_int_eq(del(keys[i]), 0);
 	ck_assert_uint_eq(len_of(g_cache), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -1416,7 +1373,7 @@ START_TEST(test_overwrite_sequence_removes_old_value_file)
 	ASSERT_VALUE_INT(&g_item.value, 2);
 	ck_assert_int_eq(g_item.fd, -1);
 	ck_assert_uint_eq(len_of(g_cache), 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(big);
 }
 END_TEST
@@ -1743,7 +1700,7 @@ START_TEST(test_add_sequence)
 	    put_x(dc_int(1), dc_int(4), DC_NO_EXPIRE, NULL, DC_ADD), DC_EXISTS);
 	ck_assert_int_eq(
 	    put_x(dc_int(2), dc_int(4), DC_NO_EXPIRE, NULL, DC_ADD), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -1762,7 +1719,7 @@ START_TEST(test_add_of_large_value_keeps_the_first_and_no_extra_file)
 	ck_assert_int_eq(get(key, 0), 0);
 	ASSERT_VALUE_BYTES(&g_item.value, v1, n);
 	ck_assert_int_eq(tu_count_files(g_dir), 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(v1);
 	free(v2);
 }
@@ -1774,7 +1731,7 @@ START_TEST(test_delete_of_present_then_missing_key)
 	ck_assert_int_eq(del(dc_int(0)), 0);
 	ck_assert_uint_eq(len_of(g_cache), 0);
 	ck_assert_int_eq(del(dc_int(0)), DC_NOTFOUND);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -1796,7 +1753,7 @@ START_TEST(test_pop_returns_value_and_metadata)
 	ck_assert_int_eq(pop(dc_text("alpha"), 0), 0);
 	ASSERT_VALUE_INT(&g_item.value, 1);
 	ck_assert_int_eq(get(dc_text("alpha"), 0), DC_NOTFOUND);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 
 	ck_assert_int_eq(
 	    put_x(dc_text("alpha"), dc_int(123), 1, VP(dc_text("blue")), 0), 0);
@@ -1919,7 +1876,7 @@ START_TEST(test_getsetdel_roundtrip_of_values_then_keys)
 	for (i = 0; i < nvals; i++)
 		ck_assert_int_eq(del(vals[i]), 0);
 	ck_assert_uint_eq(len_of(g_cache), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(hello);
 	free(world);
 	free(tuple);
@@ -1953,7 +1910,7 @@ START_TEST(test_set_fd_stores_even_small_data_in_a_value_file)
 	ASSERT_SQL(g_db, "2|4|null",
 		   "SELECT mode, size, typeof(value) "
 		   "FROM Cache");
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(tmp);
 }
 END_TEST
@@ -2007,7 +1964,7 @@ START_TEST(test_set_fd_of_an_empty_file_stores_empty_bytes)
 	ck_assert_int_eq(get(dc_int(0), 0), 0);
 	ASSERT_VALUE_BYTES(&g_item.value, "", 0);
 	ck_assert_int_eq(g_item.file_backed, 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2076,7 +2033,7 @@ START_TEST(test_set_file_adopts_the_file_without_copying)
 	/* It is an ordinary value file now. */
 	ASSERT_SQL(g_db, "2|100000", "SELECT mode, size FROM Cache");
 	ck_assert_int_eq(tu_count_files(g_dir), 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(expect);
 }
 END_TEST
@@ -2133,7 +2090,7 @@ START_TEST(test_set_file_failure_leaves_the_file_at_its_path)
 					   0),
 			 0);
 	ck_assert(!exists(path));
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2150,7 +2107,7 @@ START_TEST(test_check_fix_removes_only_stale_mkstemp_files)
 	old[0].tv_sec -= 2 * 24 * 3600;
 	old[1] = old[0];
 	ck_assert_int_eq(utimensat(AT_FDCWD, stale, old, 0), 0);
-	check_cache(g_cache, 1, NULL);
+	tu_check(g_cache, 1, NULL);
 	ck_assert(!exists(stale));
 	/* A fresh one may be in use by a writer: it stays. */
 	ck_assert(exists(fresh));
@@ -2160,10 +2117,9 @@ START_TEST(test_check_fix_removes_only_stale_mkstemp_files)
 			 0);
 	ck_assert_int_eq(get(dc_int(0), 0), 0);
 	ASSERT_VALUE_BYTES(&g_item.value, "ffffffffff", 10);
-	for (int pass = 0; pass < 3 && check_cache(g_cache, 1, NULL) > 0;
-	     pass++)
+	for (int pass = 0; pass < 3 && tu_check(g_cache, 1, NULL) > 0; pass++)
 		;
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2227,7 +2183,7 @@ START_TEST(test_copied_directory_keeps_small_and_large_values)
 		    dc_cache_get(c, VP(dc_int(100 + i)), &g_buf, &item, 0), 0);
 		ASSERT_VALUE_BYTES(&item.value, big, 1 << 16);
 	}
-	ASSERT_CHECK_CLEAN(c);
+	TU_ASSERT_CHECK_CLEAN(c);
 	dc_cache_close(c);
 	free(src);
 	free(copy);
@@ -2289,7 +2245,7 @@ START_TEST(test_threads_share_one_handle)
 		ASSERT_VALUE_INT(&g_item.value, i);
 	}
 	ck_assert_uint_eq(len_of(g_cache), 100);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2312,7 +2268,7 @@ START_TEST(test_threads_with_own_handles_on_one_directory)
 		dc_cache_close(w[i].cache);
 	}
 	ck_assert_uint_eq(len_of(g_cache), 100);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2608,7 +2564,7 @@ START_TEST(test_incr_of_a_non_number_is_type_and_changes_nothing)
 	ASSERT_VALUE_TEXT(&g_item.value, "abc");
 	ck_assert_int_eq(get(dc_text("f"), 0), 0);
 	ASSERT_VALUE_BYTES(&g_item.value, big, 40000);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(big);
 }
 END_TEST
@@ -2770,7 +2726,7 @@ START_TEST(test_push_pull_with_a_prefix)
 	}
 	ck_assert_int_eq(pull("key", 0), DC_NOTFOUND);
 	ck_assert_uint_eq(len_of(g_cache), 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2818,7 +2774,7 @@ START_TEST(test_pull_and_peek_report_expiry_and_tag)
 	ASSERT_VALUE_INT(&g_item.key, 500000000000000);
 	ASSERT_VALUE_TEXT(&g_item.tag, "foo");
 	ck_assert_uint_eq(len_of(g_cache), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2836,7 +2792,7 @@ START_TEST(test_pull_skips_and_deletes_expired_items)
 	ASSERT_VALUE_INT(&g_item.key, 500000000000003);
 	ASSERT_VALUE_INT(&g_item.value, 1);
 	ck_assert_uint_eq(len_of(g_cache), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2852,7 +2808,7 @@ START_TEST(test_peek_skips_expired_items_and_keeps_the_live_one)
 	ASSERT_VALUE_INT(&g_item.key, 500000000000003);
 	ASSERT_VALUE_INT(&g_item.value, 1);
 	ck_assert_uint_eq(len_of(g_cache), 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -2867,7 +2823,7 @@ START_TEST(test_push_pull_of_a_large_value)
 	ASSERT_VALUE_BYTES(&g_item.value, v, n);
 	ck_assert_uint_eq(len_of(g_cache), 0);
 	ck_assert_int_eq(tu_count_files(g_dir), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(v);
 }
 END_TEST
@@ -2885,7 +2841,7 @@ START_TEST(test_push_peek_of_a_large_value_keeps_its_file)
 	ck_assert_int_eq(peek(NULL, 0), 0);
 	ASSERT_VALUE_BYTES(&g_item.value, v, n);
 	ck_assert_uint_eq(len_of(g_cache), 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	ck_assert_int_eq(pull(NULL, 0), 0);
 	ASSERT_VALUE_BYTES(&g_item.value, v, n);
 	free(v);
@@ -2973,7 +2929,7 @@ START_TEST(test_peekitem_returns_file_backed_values)
 	ck_assert_int_eq(peekitem(0), 0);
 	ASSERT_VALUE_TEXT(&g_item.value, "small");
 	ck_assert_uint_eq(len_of(g_cache), 2);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(v);
 }
 END_TEST
@@ -3418,7 +3374,7 @@ START_TEST(test_write_time_cull_removes_expired_rows)
 	    dc_cache_setting_set(g_cache, "cull_limit", VP(dc_int(10))), 0);
 	ck_assert_int_eq(put(dc_int(15), dc_int(15)), 0);
 	ck_assert_uint_eq(len_of(g_cache), 6);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -3514,7 +3470,7 @@ START_TEST(test_least_recently_stored_eviction_sequence)
 	ck_assert_int_eq(get(dc_int(13), 0), 0);
 	ASSERT_VALUE_BYTES(&g_item.value, million, 4 * m);
 	ck_assert_int_eq(tu_count_files(g_dir), 6);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(million);
 }
 END_TEST
@@ -3541,7 +3497,7 @@ START_TEST(test_least_recently_used_eviction_keeps_the_keys_read)
 	ck_assert_uint_eq(len_of(g_cache), 6);
 	keys_left(out, sizeof(out));
 	ck_assert_str_eq(out, "0,1,7,8,9,10");
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(million);
 }
 END_TEST
@@ -3568,7 +3524,7 @@ START_TEST(test_least_frequently_used_eviction_keeps_frequent_keys)
 	ck_assert_uint_eq(len_of(g_cache), 6);
 	keys_left(out, sizeof(out));
 	ck_assert_str_eq(out, "0,1,7,8,9,10");
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(million);
 }
 END_TEST
@@ -3595,7 +3551,7 @@ START_TEST(test_cull_of_value_files_brings_volume_under_the_limit)
 	keys_left(out, sizeof(out));
 	ck_assert_str_eq(out, "40,41,42,43,44");
 	ck_assert_int_eq(tu_count_files(g_dir), 5);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(v);
 }
 END_TEST
@@ -3687,7 +3643,7 @@ START_TEST(test_expire_at_an_explicit_time_removes_due_keys)
 	ck_assert_int_eq(dc_cache_expire(g_cache, t0 + 1000, 0, &n), 0);
 	ck_assert_uint_eq(n, 90);
 	ck_assert_uint_eq(len_of(g_cache), 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -3708,7 +3664,7 @@ START_TEST(test_expire_at_zero_uses_the_current_time)
 	ck_assert_uint_eq(n, 151);
 	ck_assert_uint_eq(len_of(g_cache), 1);
 	ck_assert_int_eq(tu_count_files(g_dir), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(big);
 }
 END_TEST
@@ -3738,7 +3694,7 @@ START_TEST(test_evict_removes_only_keys_with_that_tag)
 			 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_uint_eq(len_of(g_cache), 60);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -3777,7 +3733,7 @@ START_TEST(test_clear_removes_every_key_and_value_file)
 	ck_assert_int_eq(dc_cache_clear(g_cache, 0, &n), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(dc_cache_clear(g_cache, 0, NULL), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(big);
 }
 END_TEST
@@ -3829,7 +3785,7 @@ START_TEST(test_statistics_sequence)
 	ASSERT_SQL(g_db, "0|0",
 		   "SELECT (SELECT value FROM Settings WHERE key = 'hits'), "
 		   "(SELECT value FROM Settings WHERE key = 'misses')");
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -3862,14 +3818,14 @@ START_TEST(test_check_fix_repairs_files_sizes_and_metadata)
 		dc_float(56.78), dc_text("hello"), dc_bytes("world", 5),
 		PNONE,
 	};
-	struct warnings w;
+	struct tu_warnings w;
 	char *p0, *p1, *moved;
 	uint64_t n;
 	int pass;
 
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		ck_assert_int_eq(put(keys[i], dc_bytes(blob, 40000)), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	/* Mayhem: a renamed file, a deleted one, wrong sizes and metadata. */
 	p0 = value_path(g_dir, "key = 0");
 	p1 = value_path(g_dir, "key = 1");
@@ -3883,7 +3839,7 @@ START_TEST(test_check_fix_repairs_files_sizes_and_metadata)
 	ck_assert_int_eq(mkdir(tu_path(g_dir, "zz"), 0700), 0);
 	ck_assert_int_eq(mkdir(tu_path(g_dir, "zz/yy"), 0700), 0);
 
-	n = check_cache(g_cache, 0, &w);
+	n = tu_check(g_cache, 0, &w);
 	ck_assert_int_eq(w.kind[DC_WARN_FILE_MISSING], 2);
 	ck_assert_int_eq(w.kind[DC_WARN_FILE_SIZE], 3);
 	ck_assert_int_eq(w.kind[DC_WARN_UNKNOWN_FILE], 1);
@@ -3897,16 +3853,16 @@ START_TEST(test_check_fix_repairs_files_sizes_and_metadata)
 	ck_assert(exists(moved));
 	ck_assert_uint_eq(len_of(g_cache), 0);
 
-	check_cache(g_cache, 1, &w);
+	tu_check(g_cache, 1, &w);
 	ck_assert_int_ge(w.kind[DC_WARN_FILE_MISSING], 2);
 	/* Python needs a pass per level to remove nested empty directories;
 	 * everything else is repaired by the first. */
-	n = check_cache(g_cache, 0, &w);
+	n = tu_check(g_cache, 0, &w);
 	ck_assert_msg(n == (uint64_t)w.kind[DC_WARN_EMPTY_DIR], "after fix: %s",
 		      w.first);
-	for (pass = 0; pass < 3 && check_cache(g_cache, 1, NULL) > 0; pass++)
+	for (pass = 0; pass < 3 && tu_check(g_cache, 1, NULL) > 0; pass++)
 		;
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	ck_assert(!exists(moved));
 	ck_assert(!exists(tu_path(g_dir, "zz")));
 	ck_assert_uint_eq(len_of(g_cache), 5);
@@ -3927,7 +3883,7 @@ END_TEST
 
 START_TEST(test_check_reports_and_fixes_a_corrupted_header)
 {
-	struct warnings w;
+	struct tu_warnings w;
 	int fd;
 
 	for (int i = 0; i < 1000; i++)
@@ -3941,11 +3897,11 @@ START_TEST(test_check_reports_and_fixes_a_corrupted_header)
 	ck_assert_int_eq(pwrite(fd, "\x00\x01", 2, 52), 2);
 	close(fd);
 	reopen(NULL, 0);
-	check_cache(g_cache, 0, &w);
+	tu_check(g_cache, 0, &w);
 	ck_assert_int_ge(w.kind[DC_WARN_INTEGRITY], 1);
-	check_cache(g_cache, 1, &w);
+	tu_check(g_cache, 1, &w);
 	ck_assert_int_ge(w.kind[DC_WARN_INTEGRITY], 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	ck_assert_uint_eq(len_of(g_cache), 1000);
 	ck_assert_int_eq(get(dc_int(999), 0), 0);
 	ASSERT_VALUE_INT(&g_item.value, 999);
@@ -3960,8 +3916,8 @@ START_TEST(test_check_ignores_database_side_files)
 	ck_assert_int_eq(put(dc_int(0), dc_bytes(big, 40000)), 0);
 	/* cache.db-wal and cache.db-shm exist while the handle is open. */
 	ck_assert(exists(tu_path(g_dir, "cache.db-wal")));
-	ASSERT_CHECK_CLEAN(g_cache);
-	ck_assert_int_eq(check_cache(g_cache, 1, NULL), 0);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
+	ck_assert_int_eq(tu_check(g_cache, 1, NULL), 0);
 	ck_assert(exists(g_db));
 	ck_assert_int_eq(get(dc_int(0), 0), 0);
 	free(big);
@@ -3970,22 +3926,21 @@ END_TEST
 
 START_TEST(test_check_fix_removes_unknown_files_and_empty_dirs)
 {
-	struct warnings w;
+	struct tu_warnings w;
 
 	ck_assert_int_eq(mkdir(tu_path(g_dir, "ab"), 0700), 0);
 	ck_assert_int_eq(mkdir(tu_path(g_dir, "ab/cd"), 0700), 0);
 	write_file(tu_path(g_dir, "ab/cd/0123456789abcdef0123456789ab.val"),
 		   "x", 1);
 	write_file(tu_path(g_dir, "stray"), "x", 1);
-	check_cache(g_cache, 0, &w);
+	tu_check(g_cache, 0, &w);
 	ck_assert_int_eq(w.kind[DC_WARN_UNKNOWN_FILE], 2);
 	ck_assert_uint_eq(w.total, 2);
-	check_cache(g_cache, 1, &w);
+	tu_check(g_cache, 1, &w);
 	ck_assert(!exists(tu_path(g_dir, "stray")));
-	for (int pass = 0; pass < 3 && check_cache(g_cache, 1, NULL) > 0;
-	     pass++)
+	for (int pass = 0; pass < 3 && tu_check(g_cache, 1, NULL) > 0; pass++)
 		;
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	ck_assert(!exists(tu_path(g_dir, "ab")));
 }
 END_TEST
@@ -4013,20 +3968,19 @@ static char *unsafe_setup(char **outside)
  * touched. */
 static void unsafe_expect(const char *outside)
 {
-	struct warnings w;
+	struct tu_warnings w;
 
 	ck_assert_int_eq(get(dc_int(0), 0), DC_UNSAFE);
 	ck_assert_int_eq(get(dc_int(0), DC_FD), DC_UNSAFE);
-	check_cache(g_cache, 0, &w);
+	tu_check(g_cache, 0, &w);
 	ck_assert_int_ge(w.kind[DC_WARN_UNSAFE_PATH], 1);
-	check_cache(g_cache, 1, NULL);
+	tu_check(g_cache, 1, NULL);
 	ck_assert_int_eq(has(dc_int(0)), DC_NOTFOUND);
 	ck_assert_int_eq(file_size(outside), 40000);
 	ck_assert_int_eq(get(dc_int(1), 0), 0);
-	for (int pass = 0; pass < 3 && check_cache(g_cache, 1, NULL) > 0;
-	     pass++)
+	for (int pass = 0; pass < 3 && tu_check(g_cache, 1, NULL) > 0; pass++)
 		;
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	ck_assert_int_eq(file_size(outside), 40000);
 }
 
@@ -4125,7 +4079,7 @@ START_TEST(test_value_directory_replaced_by_a_symlink_is_unsafe)
 	ck_assert_int_eq(symlink(tu_path(g_dir, "evil"), path), 0);
 	ck_assert_int_eq(get(dc_int(0), 0), DC_UNSAFE);
 	ck_assert_int_eq(file_size(target), 40000);
-	check_cache(g_cache, 1, NULL);
+	tu_check(g_cache, 1, NULL);
 	ck_assert_int_eq(file_size(target), 40000);
 	ck_assert_int_eq(file_size(outside), 40000);
 	free(target);
@@ -4182,7 +4136,7 @@ START_TEST(test_rollback_leaves_no_row_and_no_value_file)
 	ASSERT_VALUE_BYTES(&g_item.value, big, 40000);
 	ck_assert_int_eq(tu_count_files(g_dir), 1);
 	ck_assert_int_eq(dc_cache_rollback(g_cache), DC_INVAL);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(big);
 }
 END_TEST
@@ -4220,7 +4174,7 @@ START_TEST(test_commit_unlinks_the_files_overwritten_inside)
 	ck_assert_int_eq(put(dc_int(1), dc_bytes(big, 40000)), 0);
 	ck_assert_int_eq(dc_cache_commit(g_cache), 0);
 	ck_assert_int_eq(tu_count_files(g_dir), 1);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(big);
 }
 END_TEST
@@ -4347,8 +4301,8 @@ START_TEST(test_set_under_a_foreign_lock_times_out_and_removes_its_file)
 	/* The caller removes a temporary file it gave up on; what is left
 	 * of the temporary area is check(fix)'s business. */
 	unlink(path);
-	check_cache(g_cache, 1, NULL);
-	ASSERT_CHECK_CLEAN(g_cache);
+	tu_check(g_cache, 1, NULL);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(big);
 }
 END_TEST

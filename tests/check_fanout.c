@@ -264,48 +264,6 @@ static char *sql(const char *db, const char *fmt, ...)
 		free(db_);                                                     \
 	} while (0)
 
-struct warnings {
-	uint64_t total;
-	int kind[16];
-	char first[512];
-};
-
-static void count_warning(void *arg, enum dc_warning kind, const char *msg)
-{
-	struct warnings *w = arg;
-
-	if (w->total == 0)
-		snprintf(w->first, sizeof(w->first), "%d: %s", (int)kind,
-			 msg ? msg : "(null)");
-	w->total++;
-	if ((int)kind >= 0 && (int)kind < 16)
-		w->kind[kind]++;
-}
-
-static uint64_t check_cache(dc_cache *c, int fix, struct warnings *w)
-{
-	struct warnings local;
-	uint64_t n = UINT64_MAX;
-
-	if (!w)
-		w = &local;
-	memset(w, 0, sizeof(*w));
-	ck_assert_int_eq(dc_cache_check(c, fix, 0, count_warning, w, &n), 0);
-	ck_assert_uint_eq(n, w->total);
-	return n;
-}
-
-#define ASSERT_CHECK_CLEAN(c)                                                  \
-	do {                                                                   \
-		struct warnings w_;                                            \
-		uint64_t n_ = check_cache((c), 0, &w_);                        \
-		ck_assert_msg(n_ == 0,                                         \
-			      "check: %" PRIu64 " warnings, first %s", n_,     \
-			      w_.first);                                       \
-	} while (0)
-
-/* A foreign writer (the sqlite3 CLI) holding BEGIN IMMEDIATE on a shard,
- * as a Python process could. */
 static const unsigned char PICKLE_NONE[] = { 0x80, 0x05, 0x4e, 0x2e };
 static const unsigned char PICKLE_TRUE[] = { 0x80, 0x05, 0x88, 0x2e };
 static const unsigned char PICKLE_TUPLE_A1[] = { 0x80, 0x05, 0x95, 0x07, 0x00,
@@ -513,7 +471,7 @@ START_TEST(test_fanout_defaults_give_each_shard_a_real_size_limit)
 	ASSERT_VALUE_INT(&v, 32768);
 	v = setting(g_cache, "statistics");
 	ASSERT_VALUE_INT(&v, 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -717,7 +675,7 @@ START_TEST(test_keys_are_stored_in_the_shard_they_hash_to)
 	ASSERT_SHARD_SQL(7, "2|40000",
 			 "SELECT mode, size FROM Cache "
 			 "WHERE key = 7");
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(big);
 }
 END_TEST
@@ -746,7 +704,7 @@ START_TEST(test_fanout_set_get_contains_delete_clear_over_100_keys)
 	for (int i = 0; i < 100; i++)
 		ck_assert_int_eq(put(dc_int(i), dc_int(i)), 0);
 	ck_assert_uint_eq(len_of(g_cache), 100);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	for (int i = 0; i < 100; i++) {
 		ck_assert_int_eq(get(dc_int(i), 0), 0);
 		ASSERT_VALUE_INT(&g_item.value, i);
@@ -755,7 +713,7 @@ START_TEST(test_fanout_set_get_contains_delete_clear_over_100_keys)
 	for (int i = 0; i < 100; i++)
 		ck_assert_int_eq(del(dc_int(i)), 0);
 	ck_assert_uint_eq(len_of(g_cache), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	ck_assert_int_eq(del(dc_int(100)), DC_NOTFOUND);
 	ck_assert_int_eq(get(dc_int(0), 0), DC_NOTFOUND);
 	for (int i = 0; i < 100; i++)
@@ -763,7 +721,7 @@ START_TEST(test_fanout_set_get_contains_delete_clear_over_100_keys)
 	ck_assert_int_eq(dc_cache_clear(g_cache, 0, &n), 0);
 	ck_assert_uint_eq(n, 100);
 	ck_assert_uint_eq(len_of(g_cache), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -859,7 +817,7 @@ START_TEST(test_fanout_getsetdel_roundtrip_with_value_files)
 	}
 	ck_assert_uint_eq(len_of(g_cache), 0);
 	ck_assert_int_eq(tu_count_files(g_dir), 0);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(hello);
 	free(world);
 }
@@ -890,7 +848,7 @@ START_TEST(test_fanout_expire_and_evict_cover_every_shard)
 	ck_assert_int_eq(dc_cache_evict(g_cache, VP(dc_text("red")), 0, &n), 0);
 	ck_assert_uint_eq(n, 30);
 	ck_assert_uint_eq(len_of(g_cache), 60);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -939,7 +897,7 @@ START_TEST(test_fanout_statistics_are_summed_over_shards)
 		ASSERT_SHARD_SQL(i, "0",
 				 "SELECT value FROM Settings "
 				 "WHERE key = 'statistics'");
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -977,7 +935,7 @@ START_TEST(test_fanout_check_reports_and_fixes_every_shard)
 {
 	char *big = filled(40000, 'c');
 	char *db, *rel, *path;
-	struct warnings w;
+	struct tu_warnings w;
 
 	/* 'a' hashes to shard 2 and 7 to shard 7. */
 	ck_assert_int_eq(put(dc_text("a"), dc_bytes(big, 40000)), 0);
@@ -993,14 +951,13 @@ START_TEST(test_fanout_check_reports_and_fixes_every_shard)
 	rel = sql(db, "UPDATE Cache SET size = 1 WHERE key = 7");
 	free(rel);
 	free(db);
-	check_cache(g_cache, 0, &w);
+	tu_check(g_cache, 0, &w);
 	ck_assert_int_eq(w.kind[DC_WARN_FILE_MISSING], 1);
 	ck_assert_int_eq(w.kind[DC_WARN_FILE_SIZE], 1);
-	check_cache(g_cache, 1, NULL);
-	for (int pass = 0; pass < 3 && check_cache(g_cache, 1, NULL) > 0;
-	     pass++)
+	tu_check(g_cache, 1, NULL);
+	for (int pass = 0; pass < 3 && tu_check(g_cache, 1, NULL) > 0; pass++)
 		;
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	ck_assert_uint_eq(len_of(g_cache), 1);
 	ck_assert_int_eq(get(dc_int(7), 0), 0);
 	ck_assert_uint_eq(g_item.size, 40000);
@@ -1025,7 +982,7 @@ START_TEST(test_fanout_cull_brings_each_shard_under_its_limit)
 	ck_assert_uint_gt(n, 0);
 	ck_assert_uint_le(volume_of(g_cache) / 8, 30 * 32768);
 	ck_assert_uint_eq(len_of(g_cache), 320 - n);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	free(v);
 }
 END_TEST
@@ -1078,7 +1035,7 @@ START_TEST(test_fanout_copied_tree_keeps_every_value)
 		    dc_cache_get(c, VP(dc_int(100 + i)), &g_buf, &item, 0), 0);
 		ASSERT_VALUE_DATA(&item.value, DC_TYPE_BYTES, big, 40000);
 	}
-	ASSERT_CHECK_CLEAN(c);
+	TU_ASSERT_CHECK_CLEAN(c);
 	dc_cache_close(c);
 	free(copy);
 	free(big);
@@ -1255,7 +1212,7 @@ START_TEST(test_fanout_16_threads_add_1000_keys_exactly_once)
 	}
 	ck_assert_int_eq(wins, 1000);
 	ck_assert_uint_eq(len_of(g_cache), 1000);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -1301,7 +1258,7 @@ START_TEST(test_fanout_16_threads_incr_with_a_tiny_timeout_reach_800)
 	}
 	ck_assert_int_eq(get(dc_bytes("key", 3), 0), 0);
 	ASSERT_VALUE_INT(&g_item.value, 800);
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 }
 END_TEST
 
@@ -1514,7 +1471,7 @@ START_TEST(test_sub_collections_live_at_the_python_paths)
 	ck_assert_int_eq(dc_cache_pull(d, NULL, &g_buf, &g_item, 0), 0);
 	ASSERT_VALUE_INT(&g_item.key, 500000000000000);
 	ASSERT_VALUE_TEXT(&g_item.value, "job");
-	ASSERT_CHECK_CLEAN(g_cache);
+	TU_ASSERT_CHECK_CLEAN(g_cache);
 	dc_cache_close(c);
 	dc_cache_close(d);
 	dc_cache_close(x);

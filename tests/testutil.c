@@ -202,3 +202,28 @@ void tu_unlock_db(struct tu_lock *l)
 	close(l->from);
 	l->pid = -1;
 }
+
+static void count_warning(void *arg, enum dc_warning kind, const char *msg)
+{
+	struct tu_warnings *w = arg;
+
+	if (w->total == 0)
+		snprintf(w->first, sizeof(w->first), "%d: %s", (int)kind,
+			 msg ? msg : "(null)");
+	w->total++;
+	if ((int)kind >= 0 && (int)kind < 16)
+		w->kind[kind]++;
+}
+
+uint64_t tu_check(dc_cache *c, int fix, struct tu_warnings *w)
+{
+	struct tu_warnings local;
+	uint64_t n = UINT64_MAX;
+
+	if (!w)
+		w = &local;
+	memset(w, 0, sizeof(*w));
+	ck_assert_int_eq(dc_cache_check(c, fix, 0, count_warning, w, &n), 0);
+	ck_assert_uint_eq(n, w->total);
+	return n;
+}

@@ -4,7 +4,11 @@
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
+#include "dcache.h"
+
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* tu_mkdtemp - a fresh, empty temporary directory (under $TMPDIR or /tmp).
  * Returns a malloc'd path; aborts the test on failure. */
@@ -39,5 +43,26 @@ struct tu_lock {
 
 void tu_lock_db(struct tu_lock *l, const char *db);
 void tu_unlock_db(struct tu_lock *l);
+
+/* Warnings of dc_cache_check, counted by kind; first holds the first. */
+struct tu_warnings {
+	uint64_t total;
+	int kind[16];
+	char first[512];
+};
+
+/* tu_check - run dc_cache_check (with @fix), asserting it succeeds and
+ * that its count matches the callbacks.  @w may be NULL.  Returns the
+ * number of warnings. */
+uint64_t tu_check(dc_cache *c, int fix, struct tu_warnings *w);
+
+#define TU_ASSERT_CHECK_CLEAN(c)                                               \
+	do {                                                                   \
+		struct tu_warnings w_;                                         \
+		uint64_t n_ = tu_check((c), 0, &w_);                           \
+		ck_assert_msg(n_ == 0,                                         \
+			      "check: %" PRIu64 " warnings, first %s", n_,     \
+			      w_.first);                                       \
+	} while (0)
 
 #endif
