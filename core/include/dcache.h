@@ -78,6 +78,9 @@ enum {
 	DC_LAYOUT = -30808,
 	/* Any other SQLite error; the log callback receives SQLite's text. */
 	DC_SQLITE = -30809,
+	/* Releasing an RLock or a BoundedSemaphore the caller does not hold
+	 * (Python's "cannot release un-acquired lock/semaphore"). */
+	DC_NOTHELD = -30810,
 };
 
 /* dc_strerror - describe a return code of this library.
@@ -244,6 +247,8 @@ struct dc_setting {
 	struct dc_value value;
 };
 
+struct dc_serializer;
+
 /* How to open.  Zero-initialise, then set what you need; a NULL
  * struct dc_options means all defaults. */
 struct dc_options {
@@ -267,6 +272,11 @@ struct dc_options {
 	size_t nsettings;
 	dc_log_fn log;
 	void *log_arg;
+	/* A value serializer (DiskCache's custom Disk), or NULL for none.
+	 * Borrowed for the life of the handle (and of the handles it opens
+	 * with dc_cache_open_sub, dc_deque_open_sub, dc_index_open_sub,
+	 * which inherit it unless their own options name one). */
+	const struct dc_serializer *serializer;
 };
 
 #define DC_SHARDS_PLAIN (-1)
@@ -749,6 +759,66 @@ int dc_cache_setting_set(dc_cache *cache, const char *name,
 const char *const *dc_cache_setting_names(void);
 
 /* ------------------------------------------------------------------ */
+/* Custom serialization (DiskCache's Disk subclasses)                 */
+/* ------------------------------------------------------------------ */
+
+/* A serializer transforms values on their way into the database and
+ * back, as a Python Disk subclass overriding store() and fetch() does
+ * (DiskCache's JSONDisk, for example, stores zlib-compressed JSON).  It is
+ * installed per handle with struct dc_options.serializer and applies to
+ * the values of dc_cache_set/add/get/pop/push/pull/peek/peekitem and of
+ * the Deque and Index functions.  Keys, tags and incr/decr are not
+ * transformed; dc_cache_set_fd, dc_cache_set_file and values returned as
+ * descriptors (DC_FD) or with DC_NOVALUE bypass it (raw bytes, like
+ * Python's read=True).
+ *
+ * Iteration, DC_NOVALUE reads, item->size and item->file_backed describe
+ * the stored value.  A sub-collection handle (dc_cache_open_sub and the
+ * Deque/Index _open_sub functions) inherits its parent's serializer
+ * unless its options name another; to read one without, open its
+ * directory with dc_cache_open().  No serializer costs nothing.
+ *
+ * Nothing in the database records a serializer: every reader of the
+ * directory, Python included, must use a matching one (for Python, a Disk
+ * subclass; docs/serializers.md has the one matching dc_serializer_zlib).
+ *
+ * @store: called with the caller's value (not validated: it may be of
+ *         any type, NONE included); writes the value to store into *out,
+ *         which starts as a copy of *in and whose data may point into
+ *         @buf (an empty scratch buffer owned by the library, released
+ *         after the write), into *in's data, or at memory of @arg.
+ *         Return 0 or an error code, which the write returns without
+ *         storing anything.  The result is validated as a value passed
+ *         without a serializer would be (DC_INVAL).
+ * @fetch: the inverse, called with the stored value (data valid for the
+ *         call); writes the caller's value into *out (which starts as a
+ *         copy of *in; data in @buf, an empty buffer owned by the
+ *         library, in *in's data, or at memory of @arg).  The library
+ *         moves it into the caller's buffer, NUL-terminated, keeping the
+ *         tag and key valid.  An error code is returned by the read (use
+ *         DC_CORRUPT for data that cannot be decoded); for pop and pull
+ *         the item is removed all the same, as in Python.
+ * Either may be NULL: that direction passes values unchanged.
+ * Both are called from whatever thread uses the handle, possibly from
+ * several at once. */
+struct dc_serializer {
+	int (*store)(void *arg, const struct dc_value *in, struct dc_buf *buf,
+		     struct dc_value *out);
+	int (*fetch)(void *arg, const struct dc_value *in, struct dc_buf *buf,
+		     struct dc_value *out);
+	void *arg;
+};
+
+/* dc_serializer_zlib - a ready-made serializer that stores DC_TYPE_BYTES
+ * values zlib-compressed (RFC 1950, as Python's zlib.compress) at @level
+ * (0-9, or -1 for zlib's default) and decompresses them when read.  Other
+ * types pass unchanged.  Stored bytes that are not a complete zlib stream
+ * read as DC_CORRUPT (bytes after a complete stream are ignored, as
+ * Python's zlib.decompress does); a value that inflates beyond memory is
+ * ENOMEM.  Returns a static serializer, or NULL for a bad @level. */
+const struct dc_serializer *dc_serializer_zlib(int level);
+
+/* ------------------------------------------------------------------ */
 /* Deque and Index                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -880,6 +950,33 @@ int dc_deque_remove(dc_deque *d, const struct dc_value *value);
 /* dc_deque_count - the number of items equal to @value, in *count. */
 int dc_deque_count(dc_deque *d, const struct dc_value *value, uint64_t *count);
 
+/* dc_deque_extend - append @n values in order, in one transaction (with
+ * maxlen, items beyond it leave from the front as with dc_deque_append).
+ * dc_deque_extendleft appends each at the front in turn, so the last
+ * value ends up first, as in Python.  Returns 0, DC_INVAL (a bad value:
+ * nothing stored), ... */
+int dc_deque_extend(dc_deque *d, const struct dc_value *values, size_t n);
+int dc_deque_extendleft(dc_deque *d, const struct dc_value *values, size_t n);
+
+/* dc_deque_compare - compare the deque with the sequence @values[@n] as
+ * Python compares sequences: item by item, the first difference decides,
+ * then the shorter one is smaller.  Items compare by value (int 1 equals
+ * float 1.0; text with text and bytes with bytes bytewise); a text and a
+ * number are unequal, and ordering them is DC_TYPE, as Python's
+ * TypeError.  Pickles are equal when their bytes are and cannot be
+ * ordered.  *cmp receives -1, 0 or 1.
+ * Returns 0, DC_TYPE (only when unequal items cannot be ordered), ... */
+int dc_deque_compare(dc_deque *d, const struct dc_value *values, size_t n,
+		     int *cmp);
+
+/* dc_deque_copy - a second handle on the same directory with the same
+ * maxlen (Python's copy()).  It shares @d's open cache, and with it the
+ * options @d was opened with (dc_deque_cache() returns the same cache, so
+ * a transaction begun through one includes the other's calls from that
+ * thread); maxlen is each handle's own.  Either may be closed first.
+ * Returns 0, DC_INVAL, ENOMEM. */
+int dc_deque_copy(dc_deque *d, dc_deque **out);
+
 /* dc_index_open - open or create the index in directory @dir, as
  * dc_deque_open().  Close with dc_index_close(). */
 int dc_index_open(const char *dir, const struct dc_options *opts,
@@ -934,6 +1031,222 @@ int dc_index_len(dc_index *idx, uint64_t *count);
 
 /* dc_index_clear - remove every item. */
 int dc_index_clear(dc_index *idx);
+
+/* dc_index_peekitem - the last inserted item (@flags DC_FIRST: the
+ * first) without removing it.  Returns 0, DC_NOTFOUND (empty), ... */
+int dc_index_peekitem(dc_index *idx, unsigned flags, struct dc_buf *buf,
+		      struct dc_item *item);
+
+/* dc_index_push, dc_index_pull, dc_index_peek - the queue functions of
+ * the underlying cache (dc_cache_push ...; Python's Index.push/pull/peek),
+ * always retrying while the database is locked.  @flags: DC_FRONT,
+ * DC_BACK. */
+int dc_index_push(dc_index *idx, const struct dc_value *value,
+		  const char *prefix, unsigned flags, struct dc_buf *buf,
+		  struct dc_value *key);
+int dc_index_pull(dc_index *idx, const char *prefix, unsigned flags,
+		  struct dc_buf *buf, struct dc_item *item);
+int dc_index_peek(dc_index *idx, const char *prefix, unsigned flags,
+		  struct dc_buf *buf, struct dc_item *item);
+
+/* ------------------------------------------------------------------ */
+/* Memoization (DiskCache's memoize and memoize_stampede)             */
+/* ------------------------------------------------------------------ */
+
+/* A memoized function caches its result under DiskCache's memoize key:
+ * the pickled tuple (name, *args, None, *sorted kwargs flattened[, types])
+ * of spec section 7.3, byte for byte what Python's cache.memoize builds
+ * (optimized pickle, raw 0).  A C caller and a Python function memoized
+ * with the same name and called with equal int, float, str, bytes or None
+ * arguments therefore share one cache entry.  (Python pickles a string
+ * that appears twice in one call as the same object only when it *is*
+ * the same object; this library shares only what CPython always shares
+ * -- empty and one-character strings, empty and one-byte bytes -- so a
+ * Python call passing one longer string object twice has a different
+ * key.  docs/memoize.md has the details.)
+ *
+ * Arguments are struct dc_value of type INT, FLOAT, TEXT, BYTES or NONE
+ * (None).  Results may be INT, FLOAT, TEXT, BYTES or PICKLE for plain
+ * memoize, and INT, FLOAT, TEXT, BYTES or NONE with DC_MEMO_STAMPEDE (its
+ * stored value is Python's pickled (result, seconds) pair; a Python bool
+ * result reads as INT, any other type as DC_TYPE). */
+
+/* A keyword argument: sorted by name in the key, as Python does. */
+struct dc_kwarg {
+	const char *name; /* UTF-8, NUL-terminated */
+	struct dc_value value;
+};
+
+/* The memoized function.  It receives the call's arguments and writes
+ * its result into *result: its data may be in @buf (owned by the
+ * library; grow it with realloc, as any struct dc_buf) or in memory the
+ * function keeps valid until the call returns.  Return 0, or an error
+ * code: dc_memo_call() returns it and nothing is cached.
+ * With DC_MEMO_STAMPEDE it may also run on a background thread of the
+ * dc_memo, concurrently with other calls. */
+typedef int (*dc_memo_fn)(void *arg, const struct dc_value *args, size_t nargs,
+			  const struct dc_kwarg *kwargs, size_t nkwargs,
+			  struct dc_buf *buf, struct dc_value *result);
+
+enum dc_memo_flags {
+	/* Python's typed=True: type(arg) of each argument joins the key, so
+	 * f(3) and f(3.0) are cached apart. */
+	DC_MEMO_TYPED = 1 << 0,
+	/* memoize_stampede: results are recomputed early, in the
+	 * background, with probability rising as expiry nears (below). */
+	DC_MEMO_STAMPEDE = 1 << 1,
+};
+
+struct dc_memo_opts {
+	/* The function's name in the key (Python's name=..., or
+	 * "module.qualname" to meet an undecorated-name Python function).
+	 * Required; copied. */
+	const char *name;
+	/* Seconds until a result expires; 0 (or NaN) for never.  A negative
+	 * value means results are never stored (Python's expire <= 0).
+	 * DC_MEMO_STAMPEDE requires a positive value. */
+	double expire;
+	/* The tag stored with results, or NULL.  Copied. */
+	const struct dc_value *tag;
+	/* DC_MEMO_TYPED, DC_MEMO_STAMPEDE. */
+	unsigned flags;
+	/* DC_MEMO_STAMPEDE: DiskCache's beta (0 means its default, 1).  A hit
+	 * is recomputed early when -delta * beta * ln(U) >= ttl, U uniform in
+	 * [0, 1), delta the seconds the last computation took and ttl the
+	 * seconds left before expiry: one caller wins a short-lived claim
+	 * (expiring after delta seconds) and recomputes on a background
+	 * thread while every caller keeps getting the cached result.  The
+	 * claim is the key (K,), K the memo key tuple: Python's claim holds
+	 * a sentinel object C cannot pickle, so a C and a Python caller do
+	 * not see each other's claims (each side may recompute once). */
+	double beta;
+};
+
+typedef struct dc_memo dc_memo;
+
+/* dc_memo_new - memoize @fn on @cache (a plain Cache, a FanoutCache, or
+ * dc_index_cache() of an Index).  @opts and @arg are borrowed: @arg must
+ * stay valid until dc_memo_free(), and @cache must outlive the memo.
+ * Keys are pickled with the cache's disk_pickle_protocol, read here.
+ * Returns 0 and sets *out, DC_INVAL (no name, a bad tag, flags, or a
+ * stampede without a positive expire; a disk_pickle_protocol below 3),
+ * ENOMEM, or an error reading the setting. */
+int dc_memo_new(dc_cache *cache, const struct dc_memo_opts *opts, dc_memo_fn fn,
+		void *arg, dc_memo **out);
+
+/* dc_memo_call - the result of @fn for these arguments: the cached one,
+ * or computed by calling @fn and then stored.  A cached result counts as
+ * a hit whatever its value.
+ * @item: receives the result in item->value (data in @buf) and its
+ *        metadata as dc_cache_get reports it (for a fresh result: what
+ *        was stored, or only item->value when nothing was).
+ * Returns 0, DC_INVAL (a bad argument or result type), the error of @fn,
+ * or an error reading or writing the cache (a failed store still returns
+ * the computed result and 0, as Python does for a FanoutCache timeout:
+ * the error is logged).
+ * Any thread; many threads may call one dc_memo at once (two of them
+ * missing together both compute, as in Python). */
+int dc_memo_call(dc_memo *memo, const struct dc_value *args, size_t nargs,
+		 const struct dc_kwarg *kwargs, size_t nkwargs,
+		 struct dc_buf *buf, struct dc_item *item);
+
+/* dc_memo_key - the cache key of a call (Python's __cache_key__), as a
+ * DC_TYPE_PICKLE value in @buf: pass it to dc_cache_delete() to forget a
+ * result.  Returns 0, DC_INVAL, ENOMEM. */
+int dc_memo_key(const dc_memo *memo, const struct dc_value *args, size_t nargs,
+		const struct dc_kwarg *kwargs, size_t nkwargs,
+		struct dc_buf *buf, struct dc_value *key);
+
+/* dc_memo_free - wait for background recomputations to finish, then free
+ * the memo.  Accepts NULL.  No other thread may be calling it. */
+void dc_memo_free(dc_memo *memo);
+
+/* ------------------------------------------------------------------ */
+/* Recipes: Lock, RLock, BoundedSemaphore, Averager, throttle, barrier */
+/* ------------------------------------------------------------------ */
+
+/* DiskCache's cross-process recipes, storing exactly what Python's store
+ * under the same key, so C and Python processes share them: a Python
+ * Lock(cache, 'k') and dc_lock_acquire() on "k" exclude each other.  They
+ * work on a plain Cache or a FanoutCache and assume the key is never
+ * evicted (use eviction_policy "none", or a key that is not culled).
+ * Waiting is a spin with 1 ms sleeps, as in Python.
+ *
+ * The key, the expiry and the tag of a recipe: */
+struct dc_recipe {
+	dc_cache *cache;
+	struct dc_value key; /* INT, FLOAT, TEXT or BYTES */
+	/* Seconds until the stored state expires (a lock held longer is
+	 * released by expiry); 0 or NaN for never. */
+	double expire;
+	const struct dc_value *tag; /* NULL: no tag */
+};
+
+/* How long an acquire waits: */
+#define DC_WAIT_FOREVER (-1.0) /* as Python's acquire() */
+#define DC_WAIT_NONE    0.0    /* try once */
+
+/* dc_lock_acquire - Python's Lock.acquire: add the key with the value
+ * None (pickled), retrying every millisecond for up to @wait seconds.
+ * Not reentrant: a second acquire by the holder waits too.
+ * Returns 0 (taken), DC_EXISTS (held by someone else after @wait), ...
+ * dc_lock_release - delete the key: 0, or DC_NOTHELD if it was not
+ * held.  As in Python, any process may release it.
+ * dc_lock_locked - 0 if held (the key is alive), DC_NOTFOUND if not. */
+int dc_lock_acquire(const struct dc_recipe *r, double wait);
+int dc_lock_release(const struct dc_recipe *r);
+int dc_lock_locked(const struct dc_recipe *r);
+
+/* dc_rlock_acquire - Python's RLock.acquire: reentrant, owned by this
+ * thread of this process ("PID-THREAD", as Python names its owner; the
+ * count is kept in the pickled tuple (owner, count)).
+ * Returns 0, DC_EXISTS (owned by another after @wait), DC_CORRUPT (the
+ * key holds something else), ...
+ * dc_rlock_release - decrement the count: 0, DC_NOTHELD (not owned by
+ * the caller, or count 0), ... */
+int dc_rlock_acquire(const struct dc_recipe *r, double wait);
+int dc_rlock_release(const struct dc_recipe *r);
+
+/* dc_semaphore_acquire - Python's BoundedSemaphore(cache, key, value):
+ * the key holds the number of free slots as an INT (missing = @value).
+ * Returns 0, DC_EXISTS (no slot after @wait), DC_TYPE (not an INT), ...
+ * dc_semaphore_release - give a slot back: 0, DC_NOTHELD (all @value
+ * slots are already free), ... */
+int dc_semaphore_acquire(const struct dc_recipe *r, int64_t value, double wait);
+int dc_semaphore_release(const struct dc_recipe *r, int64_t value);
+
+/* dc_averager_add - Python's Averager.add: add @value to the running
+ * (total, count) pair, in one transaction.
+ * dc_averager_get - total / count in *avg; DC_NOTFOUND when the count is
+ * 0 or the key is missing (Python's None).
+ * dc_averager_pop - as get, and delete the key. */
+int dc_averager_add(const struct dc_recipe *r, double value);
+int dc_averager_get(const struct dc_recipe *r, double *avg);
+int dc_averager_pop(const struct dc_recipe *r, double *avg);
+
+/* dc_throttle_init - Python's throttle(cache, count, seconds, name) at
+ * decoration time: reset the key to (now, @count) so @count calls may
+ * proceed at once.
+ * dc_throttle_wait - block until a call is allowed (at most @count per
+ * @seconds on average, shared by every process using the key), sleeping
+ * as Python's wrapper does.  Returns 0, DC_NOTFOUND (never initialised),
+ * DC_CORRUPT, ... */
+int dc_throttle_init(const struct dc_recipe *r, int64_t count, double seconds);
+int dc_throttle_wait(const struct dc_recipe *r, int64_t count, double seconds);
+
+/* What a barrier holds while it runs the function. */
+enum dc_barrier_kind {
+	DC_BARRIER_LOCK = 0,
+	DC_BARRIER_RLOCK = 1,
+	DC_BARRIER_SEMAPHORE = 2, /* a BoundedSemaphore of value 1 */
+};
+
+/* dc_barrier - Python's barrier(cache, lock_factory, name): run
+ * @fn(@arg) holding the lock of @kind on the key (waiting forever), and
+ * release it afterwards.  Returns @fn's return value, or an error taking
+ * or releasing the lock. */
+int dc_barrier(const struct dc_recipe *r, enum dc_barrier_kind kind,
+	       int (*fn)(void *arg), void *arg);
 
 #ifdef __cplusplus
 }

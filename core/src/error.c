@@ -38,6 +38,8 @@ const char *dc_strerror(int err)
 		return "cache directory layout mismatch";
 	case DC_SQLITE:
 		return "SQLite error";
+	case DC_NOTHELD:
+		return "lock or semaphore not held";
 	default:
 		break;
 	}

@@ -1,0 +1,73 @@
+/* pickle.h - Python pickles of flat tuples, byte for byte as CPython 3.11
+ * writes them (the memoize keys and the recipes' stored tuples)
+ * SPDX-License-Identifier: MIT
+ *
+ * DiskCache stores a key that is not str/bytes/int/float, and a value that
+ * is not one of those either, as a pickle: memoize keys are tuples, RLock
+ * stores (owner, count), Averager (total, count), throttle (time, tally),
+ * memoize_stampede (result, seconds).  To address or share them with
+ * Python, the C side must write exactly the bytes Python writes:
+ *   values: pickle.dumps(obj, protocol=P)            (the C _pickle module)
+ *   keys:   pickletools.optimize(pickle.dumps(obj, protocol=P))
+ * and read them back.  Only what those uses need is supported: None,
+ * bool, int64, float, str, bytes, builtin types (typed memoize), and a
+ * tuple of them (nested tuples for writing only); protocols 3 to 5 for
+ * writing, 2 to 5 for reading. */
+#ifndef DC_PICKLE_H
+#define DC_PICKLE_H
+
+#include "dcache.h"
+
+enum dc_py_kind {
+	DC_PY_NONE = 0,
+	DC_PY_BOOL = 1,  /* i: 0 or 1 */
+	DC_PY_INT = 2,   /* i */
+	DC_PY_FLOAT = 3, /* f */
+	DC_PY_STR = 4,   /* data, len: UTF-8 */
+	DC_PY_BYTES = 5, /* data, len */
+	/* A builtin type object: data, len = its name in module builtins
+	 * ("int", "float", "str", "bytes", "bool", "NoneType"), as typed
+	 * memoize keys hold type(arg). */
+	DC_PY_TYPE = 6,
+	/* dc_pickle_dumps only: a nested tuple of @len items at @items. */
+	DC_PY_TUPLE = 7,
+};
+
+/* One Python object.  As an input, data is borrowed for the call; as an
+ * output of dc_unpickle_tuple it points into the pickle bytes. */
+struct dc_py {
+	enum dc_py_kind kind;
+	int64_t i;
+	double f;
+	const char *data;
+	size_t len;
+	const struct dc_py *items; /* DC_PY_TUPLE */
+};
+
+/* dc_pickle_dumps - append to @out (from out->len on; out->len grows)
+ * the pickle of @items: the tuple of @n items (@tuple 1), or the single
+ * object items[0] (@tuple 0, @n 1).  @optimize 1 gives
+ * pickletools.optimize()'s output (keys), 0 pickle.dumps()'s (values).
+ * Objects are shared (written once, then fetched from the memo) as
+ * CPython shares them: a builtin type and the module name "builtins" of
+ * type globals; the empty str and bytes, str of one code point below 256
+ * and bytes of length 1 (CPython's singletons).  Other equal str or bytes
+ * items are written twice, as Python does for two distinct objects.
+ * Type names "ellipsis" and "NotImplementedType" are not supported.
+ * Returns 0, DC_INVAL (protocol other than 3, 4 or 5, a bad item, invalid
+ * UTF-8), ENOMEM.  On error out->len is restored. */
+int dc_pickle_dumps(const struct dc_py *items, size_t n, int tuple,
+		    int protocol, int optimize, struct dc_buf *out);
+
+/* dc_unpickle - parse a pickle (any protocol 2-5) of a flat tuple of the
+ * kinds above (@items receives up to @max items, *n their number), or of
+ * one such object (*n 1, *is_tuple 0).  Memo references (GET) are
+ * resolved.  Integers outside int64 are DC_TYPE.  A DC_PY_TYPE item's
+ * data points into the pickle, or to a static "NoneType".
+ * Returns 0, DC_TYPE (a well-formed pickle of something else: a list, a
+ * nested tuple, another class), DC_CORRUPT (truncated or malformed),
+ * DC_INVAL (more than @max items). */
+int dc_unpickle(const void *data, size_t len, struct dc_py *items, size_t max,
+		size_t *n, int *is_tuple);
+
+#endif /* DC_PICKLE_H */
