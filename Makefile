@@ -33,6 +33,7 @@ ALL_CFLAGS = -std=c11 $(WARNINGS) $(CFLAGS) $(SANFLAGS) -fPIC -pthread \
 LDFLAGS += $(SANFLAGS) -pthread
 
 SQLITE_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+ZLIB_LIBS = $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
@@ -77,10 +78,11 @@ $(LIB_A): $(CORE_OBJ)
 
 $(LIB_SO): $(CORE_OBJ)
 	$(CC) -shared -Wl,-soname,libdcache.so.0 -o $@ $^ $(LDFLAGS) \
-		$(SQLITE_LIBS) -lm
+		$(SQLITE_LIBS) $(ZLIB_LIBS) -lm
 
 $(CLI): $(CLI_OBJ) $(LIB_A)
-	$(CC) -o $@ $(CLI_OBJ) $(LIB_A) $(LDFLAGS) $(SQLITE_LIBS) -lm
+	$(CC) -o $@ $(CLI_OBJ) $(LIB_A) $(LDFLAGS) $(SQLITE_LIBS) \
+		$(ZLIB_LIBS) -lm
 
 $(BUILD)/fs/%.o: fs/%.c
 	@mkdir -p $(dir $@)
@@ -88,7 +90,7 @@ $(BUILD)/fs/%.o: fs/%.c
 
 $(FS_BIN): $(FS_OBJ) $(LIB_A)
 	$(CC) -o $@ $(FS_OBJ) $(LIB_A) $(LDFLAGS) $(FUSE_LIBS) \
-		$(SQLITE_LIBS) -lm
+		$(SQLITE_LIBS) $(ZLIB_LIBS) -lm
 
 $(SUITES_H): $(TEST_SRC)
 	@mkdir -p $(dir $@)
@@ -102,24 +104,25 @@ $(BUILD)/tests/check_main.o: tests/check_main.c $(SUITES_H)
 
 $(TEST_BIN): $(TEST_OBJ) $(LIB_A)
 	$(CC) -o $@ $(TEST_OBJ) $(LIB_A) $(LDFLAGS) $(CHECK_LIBS) \
-		$(SQLITE_LIBS) -lm
+		$(SQLITE_LIBS) $(ZLIB_LIBS) -lm
 
 $(BUILD)/%: tests/interop/%.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) \
-		$(SQLITE_LIBS) -lm
+		$(SQLITE_LIBS) $(ZLIB_LIBS) -lm
 
 $(BUILD)/%: bench/%.c $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) \
-		$(SQLITE_LIBS) -lm
+		$(SQLITE_LIBS) $(ZLIB_LIBS) -lm
 
 # Debian packages, installed only when missing.  DEPS build and run
 # dcachefs; TEST_DEPS are what the test suites drive (nginx, systemd's
 # unit checker, man).  Installing nginx must not start Debian's own nginx
 # on port 80, so test-deps holds service starts back with policy-rc.d.
 DEPS = build-essential pkg-config libsqlite3-dev sqlite3 check \
-       libsubunit-dev python3 python3-diskcache libfuse3-dev fuse3 attr
+       libsubunit-dev python3 python3-diskcache libfuse3-dev fuse3 attr \
+       zlib1g-dev
 TEST_DEPS = clang-format systemd nginx groff-base man-db rsync
 APT_INSTALL = \
 	missing=""; for p in $$pkgs; do \

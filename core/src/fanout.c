@@ -172,6 +172,7 @@ int dc_cache_open(const char *dir, const struct dc_options *opts,
 	c->log.fn = o->log;
 	c->log.arg = o->log_arg;
 	c->dir_mode = o->dir_mode ? o->dir_mode : 0700;
+	c->ser = o->serializer;
 	rc = check_options(o, &c->log);
 	if (rc)
 		goto fail;
@@ -315,6 +316,8 @@ int dc_cache_open_sub(dc_cache *parent, enum dc_sub kind, const char *name,
 	}
 	if (!o.dir_mode)
 		o.dir_mode = parent->dir_mode;
+	if (!o.serializer)
+		o.serializer = parent->ser;
 	sets = calloc(o.nsettings + 1, sizeof(*sets));
 	plen = strlen(parent->dir) + strlen(name) + 16;
 	path = malloc(plen);
@@ -415,6 +418,8 @@ int dc_cache_get(dc_cache *c, const struct dc_value *key, struct dc_buf *buf,
 	/* FanoutCache.get returns the default on Timeout. */
 	if (rc == DC_TIMEOUT && c->nshards > 0)
 		rc = DC_NOTFOUND;
+	if (!rc && c->ser)
+		rc = dc_ser_fetch(c->ser, buf, item, flags, false);
 	return rc;
 }
 
@@ -439,6 +444,8 @@ int dc_cache_set(dc_cache *c, const struct dc_value *key,
 		 const struct dc_value *value, double expire,
 		 const struct dc_value *tag, unsigned flags)
 {
+	struct dc_buf scratch = DC_BUF_INIT;
+	struct dc_value stored;
 	struct dc_shard *s;
 	struct dc_dbkey k;
 	int rc;
@@ -446,12 +453,18 @@ int dc_cache_set(dc_cache *c, const struct dc_value *key,
 	rc = route(c, key, &k, &s);
 	if (!rc)
 		rc = check_expire(expire);
+	if (!rc && c->ser && value) {
+		rc = dc_ser_store(c->ser, value, &scratch, &stored);
+		value = &stored;
+	}
 	if (!rc)
 		rc = dc_disk_check_value(value);
-	if (rc)
-		return rc;
-	return dc_shard_set(s, &k, value, -1, NULL, DC_TYPE_NONE, expire, tag,
-			    flags);
+	if (!rc)
+		rc = dc_shard_set(s, &k, value, -1, NULL, DC_TYPE_NONE, expire,
+				  tag, flags);
+	if (scratch.data) /* only a serializer uses it */
+		dc_buf_release(&scratch);
+	return rc;
 }
 
 int dc_cache_add(dc_cache *c, const struct dc_value *key,
@@ -623,6 +636,9 @@ int dc_cache_pop(dc_cache *c, const struct dc_value *key, struct dc_buf *buf,
 	rc = dc_shard_pop(s, &k, buf, item, flags);
 	if (rc == DC_TIMEOUT && c->nshards > 0)
 		rc = DC_NOTFOUND;
+	/* As in Python, the item is gone even if fetching it fails. */
+	if (!rc && c->ser)
+		rc = dc_ser_fetch(c->ser, buf, item, flags, false);
 	return rc;
 }
 
@@ -634,41 +650,64 @@ int dc_cache_push(dc_cache *c, const struct dc_value *value, const char *prefix,
 		  double expire, const struct dc_value *tag, unsigned flags,
 		  struct dc_buf *buf, struct dc_value *key)
 {
+	struct dc_buf scratch = DC_BUF_INIT;
+	struct dc_value stored;
 	int rc;
 
 	if (!c || c->nshards > 0)
 		return DC_INVAL;
 	rc = check_expire(expire);
+	if (!rc && c->ser && value) {
+		rc = dc_ser_store(c->ser, value, &scratch, &stored);
+		value = &stored;
+	}
 	if (!rc)
 		rc = dc_disk_check_value(value);
-	if (rc)
-		return rc;
-	return dc_shard_push(c->shards[0], value, prefix, expire, tag, flags,
-			     buf, key);
+	if (!rc)
+		rc = dc_shard_push(c->shards[0], value, prefix, expire, tag,
+				   flags, buf, key);
+	if (scratch.data) /* only a serializer uses it */
+		dc_buf_release(&scratch);
+	return rc;
 }
 
 int dc_cache_pull(dc_cache *c, const char *prefix, struct dc_buf *buf,
 		  struct dc_item *item, unsigned flags)
 {
+	int rc;
+
 	if (!c || c->nshards > 0 || !buf || !item)
 		return DC_INVAL;
-	return dc_shard_pull(c->shards[0], prefix, buf, item, flags, 0);
+	rc = dc_shard_pull(c->shards[0], prefix, buf, item, flags, 0);
+	if (!rc && c->ser)
+		rc = dc_ser_fetch(c->ser, buf, item, flags, true);
+	return rc;
 }
 
 int dc_cache_peek(dc_cache *c, const char *prefix, struct dc_buf *buf,
 		  struct dc_item *item, unsigned flags)
 {
+	int rc;
+
 	if (!c || c->nshards > 0 || !buf || !item)
 		return DC_INVAL;
-	return dc_shard_pull(c->shards[0], prefix, buf, item, flags, 1);
+	rc = dc_shard_pull(c->shards[0], prefix, buf, item, flags, 1);
+	if (!rc && c->ser)
+		rc = dc_ser_fetch(c->ser, buf, item, flags, true);
+	return rc;
 }
 
 int dc_cache_peekitem(dc_cache *c, struct dc_buf *buf, struct dc_item *item,
 		      unsigned flags)
 {
+	int rc;
+
 	if (!c || c->nshards > 0 || !buf || !item)
 		return DC_INVAL;
-	return dc_shard_peekitem(c->shards[0], buf, item, flags);
+	rc = dc_shard_peekitem(c->shards[0], buf, item, flags);
+	if (!rc && c->ser)
+		rc = dc_ser_fetch(c->ser, buf, item, flags, true);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
