@@ -7,6 +7,8 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,6 +241,279 @@ START_TEST(test_sub_and_policy)
 }
 END_TEST
 
+START_TEST(test_pop_default)
+{
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	struct dc_value c = dc_text("c"), d = dc_text("d");
+	uint64_t n;
+
+	/* pop('c', default=3) -> 3: the C caller gets DC_NOTFOUND and uses
+	 * its default; pop('d') -> KeyError: the same DC_NOTFOUND.  Neither
+	 * changes anything. */
+	fill(2);
+	init_item(&it);
+	ck_assert_int_eq(dc_index_pop(ix, &c, &buf, &it), DC_NOTFOUND);
+	ck_assert_int_eq(dc_index_pop(ix, &d, &buf, &it), DC_NOTFOUND);
+	ck_assert_int_eq(dc_index_len(ix, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(dc_index_pop(ix, NULL, &buf, &it), DC_INVAL);
+	dc_buf_release(&buf);
+}
+END_TEST
+
+START_TEST(test_peekitem)
+{
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	char k[2] = { 0, 0 };
+	uint64_t n;
+
+	init_item(&it);
+	ck_assert_int_eq(dc_index_peekitem(ix, 0, &buf, &it), DC_NOTFOUND);
+	ck_assert_int_eq(dc_index_peekitem(ix, DC_FIRST, &buf, &it),
+			 DC_NOTFOUND);
+	/* for num, letter in enumerate('xyz'): index[letter] = num */
+	for (int i = 0; i < 3; i++) {
+		struct dc_value key, val = dc_int(i);
+
+		k[0] = (char)('x' + i);
+		key = dc_text(k);
+		ck_assert_int_eq(dc_index_set(ix, &key, &val), 0);
+	}
+	ck_assert_int_eq(dc_index_peekitem(ix, 0, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.key.data, "z");
+	ck_assert_int_eq(it.value.i, 2);
+	ck_assert_int_eq(dc_index_peekitem(ix, DC_FIRST, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.key.data, "x");
+	ck_assert_int_eq(it.value.i, 0);
+	ck_assert_int_eq(dc_index_len(ix, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(dc_index_peekitem(ix, DC_FRONT, &buf, &it), DC_INVAL);
+	ck_assert_int_eq(dc_index_peekitem(NULL, 0, &buf, &it), DC_INVAL);
+	dc_buf_release(&buf);
+}
+END_TEST
+
+START_TEST(test_push_pull_peek)
+{
+	struct dc_buf buf = DC_BUF_INIT, kbuf = DC_BUF_INIT;
+	struct dc_item it;
+	struct dc_value key, v;
+	const char *fruit[] = { "apples", "beans", "cherries" };
+	const int64_t want[] = { 500000000000000LL, 500000000000001LL,
+				 499999999999999LL };
+
+	/* The push doctest. */
+	for (int i = 0; i < 3; i++) {
+		v = dc_text(fruit[i]);
+		ck_assert_int_eq(dc_index_push(ix, &v, NULL,
+					       i == 2 ? DC_FRONT : 0, &kbuf,
+					       &key),
+				 0);
+		ck_assert_int_eq(key.type, DC_TYPE_INT);
+		ck_assert_int_eq(key.i, want[i]);
+	}
+	key = dc_int(500000000000001LL);
+	init_item(&it);
+	ck_assert_int_eq(dc_index_get(ix, &key, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.value.data, "beans");
+	v = dc_text("dates");
+	ck_assert_int_eq(dc_index_push(ix, &v, "fruit", DC_BACK, &kbuf, &key),
+			 0);
+	ck_assert_int_eq(key.type, DC_TYPE_TEXT);
+	ck_assert_str_eq((const char *)key.data, "fruit-500000000000000");
+	/* peek leaves, pull takes: front by default, DC_BACK the back. */
+	ck_assert_int_eq(dc_index_peek(ix, NULL, 0, &buf, &it), 0);
+	ck_assert_int_eq(it.key.i, 499999999999999LL);
+	ck_assert_str_eq((const char *)it.value.data, "cherries");
+	ck_assert_int_eq(dc_index_peek(ix, NULL, DC_BACK, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.value.data, "beans");
+	ck_assert_int_eq(dc_index_pull(ix, NULL, 0, &buf, &it), 0);
+	ck_assert_int_eq(it.key.i, 499999999999999LL);
+	ck_assert_str_eq((const char *)it.value.data, "cherries");
+	ck_assert_int_eq(dc_index_pull(ix, NULL, DC_BACK, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.value.data, "beans");
+	ck_assert_int_eq(dc_index_pull(ix, "fruit", 0, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.key.data, "fruit-500000000000000");
+	ck_assert_str_eq((const char *)it.value.data, "dates");
+	/* pull(prefix='fruit') on an empty queue -> (None, None). */
+	ck_assert_int_eq(dc_index_pull(ix, "fruit", 0, &buf, &it), DC_NOTFOUND);
+	ck_assert_int_eq(dc_index_peek(ix, "fruit", DC_BACK, &buf, &it),
+			 DC_NOTFOUND);
+	ck_assert_int_eq(dc_index_pull(ix, NULL, 0, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.value.data, "apples");
+	ck_assert_int_eq(dc_index_pull(ix, NULL, DC_BACK, &buf, &it),
+			 DC_NOTFOUND);
+	/* The pull doctest: 'abc' -> keys ...000-...002, pull 'a', back 'c'. */
+	for (int i = 0; i < 3; i++) {
+		char s[2] = { (char)('a' + i), 0 };
+
+		v = dc_text(s);
+		ck_assert_int_eq(dc_index_push(ix, &v, NULL, 0, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(dc_index_pull(ix, NULL, 0, &buf, &it), 0);
+	ck_assert_int_eq(it.key.i, 500000000000000LL);
+	ck_assert_str_eq((const char *)it.value.data, "a");
+	ck_assert_int_eq(dc_index_pull(ix, NULL, DC_BACK, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.value.data, "c");
+	/* Flags other than the side are rejected. */
+	ck_assert_int_eq(dc_index_push(ix, &v, NULL, DC_ADD, NULL, NULL),
+			 DC_INVAL);
+	ck_assert_int_eq(dc_index_pull(ix, NULL, DC_FD, &buf, &it), DC_INVAL);
+	ck_assert_int_eq(dc_index_peek(ix, NULL, DC_FIRST, &buf, &it),
+			 DC_INVAL);
+	ck_assert_int_eq(dc_index_push(ix, NULL, NULL, 0, NULL, NULL),
+			 DC_INVAL);
+	dc_buf_release(&buf);
+	dc_buf_release(&kbuf);
+}
+END_TEST
+
+START_TEST(test_second_handle_same_items)
+{
+	dc_index *other = NULL;
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	struct dc_value d = dc_text("d"), v = dc_int(3);
+
+	/* Index(directory, mapping) == Index(directory) */
+	fill(3);
+	ck_assert_int_eq(dc_index_open(root, NULL, &other), 0);
+	ck_assert_int_eq(dc_index_set(other, &d, &v), 0);
+	ck_assert_str_eq(keys(0), "abcd");
+	init_item(&it);
+	ck_assert_int_eq(dc_index_popitem(ix, 0, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.key.data, "d");
+	ck_assert_int_eq(dc_index_peekitem(other, 0, &buf, &it), 0);
+	ck_assert_str_eq((const char *)it.key.data, "c");
+	dc_index_close(other);
+	dc_buf_release(&buf);
+}
+END_TEST
+
+/* Threads using one index as a queue (push at either end, pull from
+ * either end), on one handle and on separate ones: every pushed item is
+ * pulled exactly once. */
+#define IQ_THREADS 4
+#define IQ_ITEMS   120
+
+struct iq {
+	dc_index *ix;
+	int id;
+	int *seen;
+	pthread_mutex_t *lock;
+	char err[160];
+};
+
+static void iq_note(struct iq *q, const struct dc_item *it)
+{
+	int id = it->value.type == DC_TYPE_INT ? (int)it->value.i : -1;
+
+	pthread_mutex_lock(q->lock);
+	if (id < 0 || id >= IQ_THREADS * IQ_ITEMS ||
+	    it->key.type != DC_TYPE_TEXT ||
+	    strncmp((const char *)it->key.data, "jobs-", 5))
+		snprintf(q->err, sizeof(q->err), "foreign item");
+	else
+		q->seen[id]++;
+	pthread_mutex_unlock(q->lock);
+}
+
+static void *iq_worker(void *arg)
+{
+	struct iq *q = arg;
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	int rc;
+
+	for (int i = 0; i < IQ_ITEMS && !q->err[0]; i++) {
+		struct dc_value v = dc_int(q->id * IQ_ITEMS + i);
+
+		rc = dc_index_push(q->ix, &v, "jobs", i % 2 ? DC_FRONT : 0,
+				   NULL, NULL);
+		if (rc) {
+			snprintf(q->err, sizeof(q->err), "push: %s",
+				 dc_strerror(rc));
+			break;
+		}
+		if (i % 3 == 2)
+			continue;
+		init_item(&it);
+		/* From the other end, so items pass between threads. */
+		rc = dc_index_pull(q->ix, "jobs", i % 2 ? DC_BACK : 0, &buf,
+				   &it);
+		if (rc == DC_NOTFOUND)
+			continue;
+		if (rc) {
+			snprintf(q->err, sizeof(q->err), "pull: %s",
+				 dc_strerror(rc));
+			break;
+		}
+		iq_note(q, &it);
+	}
+	dc_buf_release(&buf);
+	return NULL;
+}
+
+static void run_iq(int own)
+{
+	struct iq q[IQ_THREADS];
+	pthread_t th[IQ_THREADS];
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	int *seen = calloc(IQ_THREADS * IQ_ITEMS, sizeof(int));
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	uint64_t n;
+	int rc;
+
+	ck_assert_ptr_nonnull(seen);
+	memset(q, 0, sizeof(q));
+	for (int t = 0; t < IQ_THREADS; t++) {
+		q[t].id = t;
+		q[t].seen = seen;
+		q[t].lock = &lock;
+		q[t].ix = ix;
+		if (own)
+			ck_assert_int_eq(dc_index_open(root, NULL, &q[t].ix),
+					 0);
+	}
+	for (int t = 0; t < IQ_THREADS; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, iq_worker, &q[t]),
+				 0);
+	for (int t = 0; t < IQ_THREADS; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t < IQ_THREADS; t++) {
+		ck_assert_msg(!q[t].err[0], "thread %d: %s", t, q[t].err);
+		if (own)
+			dc_index_close(q[t].ix);
+	}
+	while (!(rc = dc_index_pull(ix, "jobs", 0, &buf, &it))) {
+		iq_note(&q[0], &it);
+		ck_assert_msg(!q[0].err[0], "drain: %s", q[0].err);
+	}
+	ck_assert_int_eq(rc, DC_NOTFOUND);
+	for (int id = 0; id < IQ_THREADS * IQ_ITEMS; id++)
+		ck_assert_msg(seen[id] == 1, "item %d pulled %d times", id,
+			      seen[id]);
+	ck_assert_int_eq(dc_index_len(ix, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	dc_buf_release(&buf);
+	free(seen);
+}
+
+START_TEST(test_threads_queue_one_handle)
+{
+	run_iq(0);
+}
+END_TEST
+
+START_TEST(test_threads_queue_own_handles)
+{
+	run_iq(1);
+}
+END_TEST
+
 Suite *index_suite(void)
 {
 	Suite *s = suite_create("index");
@@ -252,6 +527,17 @@ Suite *index_suite(void)
 	tcase_add_test(tc, test_setdefault);
 	tcase_add_test(tc, test_order);
 	tcase_add_test(tc, test_sub_and_policy);
+	tcase_add_test(tc, test_pop_default);
+	tcase_add_test(tc, test_peekitem);
+	tcase_add_test(tc, test_push_pull_peek);
+	tcase_add_test(tc, test_second_handle_same_items);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_threads_queue_one_handle);
+	tcase_add_test(tc, test_threads_queue_own_handles);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -7,14 +7,22 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "collection.h"
 #include "dcache.h"
 
-struct dc_deque {
+/* The cache a deque and its copies share; closed with the last of them. */
+struct deque_cache {
 	dc_cache *cache;
+	atomic_int refs;
+};
+
+struct dc_deque {
+	dc_cache *cache; /* shared->cache */
+	struct deque_cache *shared;
 	int64_t maxlen; /* DC_DEQUE_UNBOUNDED or >= 0; this handle only */
 };
 
@@ -75,17 +83,21 @@ static int deque_new(dc_cache *parent, const char *dir,
 	if (!out)
 		return DC_INVAL;
 	d = calloc(1, sizeof(*d));
-	if (!d) {
+	if (!d || !(d->shared = calloc(1, sizeof(*d->shared)))) {
 		ret = ENOMEM;
 		goto out;
 	}
 	d->maxlen = DC_DEQUE_UNBOUNDED;
-	ret = dc_coll_open(parent, DC_SUB_DEQUE, dir, opts, &d->cache);
+	atomic_init(&d->shared->refs, 1);
+	ret = dc_coll_open(parent, DC_SUB_DEQUE, dir, opts, &d->shared->cache);
 	if (ret)
 		goto out;
+	d->cache = d->shared->cache;
 	*out = d;
 	d = NULL;
 out:
+	if (d)
+		free(d->shared);
 	free(d);
 	return ret;
 }
@@ -111,8 +123,34 @@ void dc_deque_close(dc_deque *d)
 {
 	if (!d)
 		return;
-	dc_cache_close(d->cache);
+	if (atomic_fetch_sub(&d->shared->refs, 1) == 1) {
+		dc_cache_close(d->shared->cache);
+		free(d->shared);
+	}
 	free(d);
+}
+
+/* Python's copy() opens a second Cache on the directory.  Sharing the
+ * open cache instead gives the copy exactly the options of the original
+ * (timeout, log, serializer -- also those a sub-deque inherited from its
+ * FanoutCache, which the directory alone does not tell) at no cost. */
+int dc_deque_copy(dc_deque *d, dc_deque **out)
+{
+	dc_deque *c;
+
+	if (out)
+		*out = NULL;
+	if (!d || !out)
+		return DC_INVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return ENOMEM;
+	c->cache = d->cache;
+	c->shared = d->shared;
+	c->maxlen = d->maxlen;
+	atomic_fetch_add(&d->shared->refs, 1);
+	*out = c;
+	return 0;
 }
 
 dc_cache *dc_deque_cache(dc_deque *d)
@@ -192,32 +230,53 @@ int dc_deque_set_maxlen(dc_deque *d, int64_t maxlen)
 	return txn_end(d->cache, trim(d, DC_FRONT), 1);
 }
 
-/* push at @side, then trim from the other end, in one transaction. */
-static int add(dc_deque *d, const struct dc_value *value, unsigned side,
-	       unsigned other)
+/* Push each of @values[@n] at @side, trimming from the other end after
+ * each as Python's append does, all in one transaction.  A push that
+ * fails stores nothing, so a failure at the first value leaves the
+ * caller's own transaction alone (txn_end). */
+static int add(dc_deque *d, const struct dc_value *values, size_t n,
+	       unsigned side)
 {
+	unsigned other = side == DC_BACK ? DC_FRONT : DC_BACK;
+	int changed = 0;
 	int ret;
 
-	if (!d || !value)
+	if (!d || (n && !values))
 		return DC_INVAL;
+	if (!n)
+		return 0;
 	ret = dc_cache_begin(d->cache, DC_RETRY);
 	if (ret)
 		return ret;
-	ret = dc_cache_push(d->cache, value, NULL, DC_NO_EXPIRE, NULL,
-			    side | DC_RETRY, NULL, NULL);
-	if (ret)
-		return txn_end(d->cache, ret, 0);
-	return txn_end(d->cache, trim(d, other), 1);
+	for (size_t i = 0; i < n && !ret; i++) {
+		ret = dc_cache_push(d->cache, &values[i], NULL, DC_NO_EXPIRE,
+				    NULL, side | DC_RETRY, NULL, NULL);
+		if (ret)
+			break;
+		changed = 1;
+		ret = trim(d, other);
+	}
+	return txn_end(d->cache, ret, changed);
 }
 
 int dc_deque_append(dc_deque *d, const struct dc_value *value)
 {
-	return add(d, value, DC_BACK, DC_FRONT);
+	return value ? add(d, value, 1, DC_BACK) : DC_INVAL;
 }
 
 int dc_deque_appendleft(dc_deque *d, const struct dc_value *value)
 {
-	return add(d, value, DC_FRONT, DC_BACK);
+	return value ? add(d, value, 1, DC_FRONT) : DC_INVAL;
+}
+
+int dc_deque_extend(dc_deque *d, const struct dc_value *values, size_t n)
+{
+	return add(d, values, n, DC_BACK);
+}
+
+int dc_deque_extendleft(dc_deque *d, const struct dc_value *values, size_t n)
+{
+	return add(d, values, n, DC_FRONT);
 }
 
 static int take(dc_deque *d, int peek, unsigned side, struct dc_buf *buf,
@@ -472,31 +531,34 @@ out:
 	return txn_end(d->cache, ret, renamed);
 }
 
-/* Compare the item the iterator reported at @k with @value: type and
- * number, or size and then the bytes read with dc_cache_get.  1 equal,
- * 0 not (or vanished), or a negative error. */
-static int equal_at(dc_deque *d, const struct dc_item *k,
-		    const struct dc_value *value, struct dc_buf *buf)
+/* Read the live value at the key the iterator reported in @k into *v.
+ * The value is always read, never judged from the iterator's metadata:
+ * with a serializer the stored type and size are not the caller's.
+ * Returns 0, DC_NOTFOUND (vanished or expired), or an error. */
+static int read_at(dc_deque *d, const struct dc_item *k, struct dc_buf *buf,
+		   struct dc_item *v)
 {
-	struct dc_item v;
-	int ret;
+	item_reset(v);
+	return dc_cache_get(d->cache, &k->key, buf, v, DC_RETRY);
+}
 
-	if (k->value.type != value->type)
+/* Equality of remove() and count(): the same type, and the same number
+ * or the same bytes. */
+static int same_value(const struct dc_value *a, const struct dc_value *b)
+{
+	if (a->type != b->type)
 		return 0;
-	if (value->type == DC_TYPE_INT)
-		return k->value.i == value->i;
-	if (value->type == DC_TYPE_FLOAT)
-		return k->value.f == value->f;
-	if (k->size != value->len)
-		return 0;
-	item_reset(&v);
-	ret = dc_cache_get(d->cache, &k->key, buf, &v, DC_RETRY);
-	if (ret == DC_NOTFOUND)
-		return 0;
-	if (ret)
-		return ret < 0 ? ret : -ret;
-	return v.value.type == value->type && v.value.len == value->len &&
-	       (!value->len || !memcmp(v.value.data, value->data, value->len));
+	switch (a->type) {
+	case DC_TYPE_NONE:
+		return 1;
+	case DC_TYPE_INT:
+		return a->i == b->i;
+	case DC_TYPE_FLOAT:
+		return a->f == b->f;
+	default:
+		return a->len == b->len &&
+		       (!a->len || !memcmp(a->data, b->data, a->len));
+	}
 }
 
 /* Walk the items from the front comparing them with @value; with
@@ -505,10 +567,10 @@ static int scan(dc_deque *d, const struct dc_value *value, int remove,
 		uint64_t *count)
 {
 	struct dc_buf kbuf = DC_BUF_INIT, vbuf = DC_BUF_INIT;
-	struct dc_item k;
+	struct dc_item k, v;
 	dc_iter *it = NULL;
 	uint64_t found = 0;
-	int ret, eq;
+	int ret;
 
 	if (!d || !value || (!remove && !count))
 		return DC_INVAL;
@@ -518,13 +580,14 @@ static int scan(dc_deque *d, const struct dc_value *value, int remove,
 		ret = dc_iter_next(it, &kbuf, &k);
 		if (ret)
 			break;
-		eq = equal_at(d, &k, value, &vbuf);
-		if (eq < 0) {
-			/* A negated errno back to positive; DC_* stays. */
-			ret = eq > -1000 ? -eq : eq;
-			break;
+		ret = read_at(d, &k, &vbuf, &v);
+		if (ret == DC_NOTFOUND) {
+			ret = 0; /* vanished: skipped, as in Python */
+			continue;
 		}
-		if (!eq)
+		if (ret)
+			break;
+		if (!same_value(&v.value, value))
 			continue;
 		if (!remove) {
 			found++;
@@ -557,4 +620,128 @@ int dc_deque_remove(dc_deque *d, const struct dc_value *value)
 int dc_deque_count(dc_deque *d, const struct dc_value *value, uint64_t *count)
 {
 	return scan(d, value, 0, count);
+}
+
+/* Python's ordering of two numbers, exact for int against float (as
+ * Python compares them, without rounding the int to a double).  NaN
+ * cannot be ordered: DC_TYPE. */
+static int num_cmp(const struct dc_value *a, const struct dc_value *b, int *cmp)
+{
+	double f, t;
+	int64_t i;
+	int sign = 1;
+
+	if (a->type == DC_TYPE_INT && b->type == DC_TYPE_INT) {
+		*cmp = (a->i > b->i) - (a->i < b->i);
+		return 0;
+	}
+	if (a->type == DC_TYPE_FLOAT && b->type == DC_TYPE_FLOAT) {
+		if (isnan(a->f) || isnan(b->f))
+			return DC_TYPE;
+		*cmp = (a->f > b->f) - (a->f < b->f);
+		return 0;
+	}
+	/* One int, one float: compare i with f, then flip if swapped. */
+	if (a->type == DC_TYPE_INT) {
+		i = a->i;
+		f = b->f;
+	} else {
+		i = b->i;
+		f = a->f;
+		sign = -1;
+	}
+	if (isnan(f))
+		return DC_TYPE;
+	if (f >= 9223372036854775808.0) { /* 2^63: above every int64 */
+		*cmp = -sign;
+		return 0;
+	}
+	if (f < -9223372036854775808.0) {
+		*cmp = sign;
+		return 0;
+	}
+	t = trunc(f); /* now exactly representable as an int64 */
+	if (i != (int64_t)t)
+		*cmp = i > (int64_t)t ? sign : -sign;
+	else if (f != t) /* equal integer parts: the fraction decides */
+		*cmp = f > t ? -sign : sign;
+	else
+		*cmp = 0;
+	return 0;
+}
+
+/* Python's comparison of two items: numbers by value, text with text
+ * (UTF-8 bytewise order is code point order) and bytes with bytes
+ * bytewise; anything else is equal only when of the same type with the
+ * same bytes (pickles) or both None, and otherwise cannot be ordered. */
+static int item_cmp(const struct dc_value *a, const struct dc_value *b,
+		    int *cmp)
+{
+	int na = a->type == DC_TYPE_INT || a->type == DC_TYPE_FLOAT;
+	int nb = b->type == DC_TYPE_INT || b->type == DC_TYPE_FLOAT;
+	size_t n;
+	int c;
+
+	if (na && nb)
+		return num_cmp(a, b, cmp);
+	if (a->type != b->type || na || nb)
+		return DC_TYPE;
+	if (a->type == DC_TYPE_NONE) {
+		*cmp = 0;
+		return 0;
+	}
+	n = a->len < b->len ? a->len : b->len;
+	c = n ? memcmp(a->data, b->data, n) : 0;
+	if (!c)
+		c = (a->len > b->len) - (a->len < b->len);
+	if (a->type == DC_TYPE_PICKLE && c)
+		return DC_TYPE;
+	*cmp = (c > 0) - (c < 0);
+	return 0;
+}
+
+/* Python's _make_compare: zip the items (skipping vanished ones) with
+ * @values; the first unequal pair decides, else the lengths do, the
+ * deque's being len() as read before the walk. */
+int dc_deque_compare(dc_deque *d, const struct dc_value *values, size_t n,
+		     int *cmp)
+{
+	struct dc_buf kbuf = DC_BUF_INIT, vbuf = DC_BUF_INIT;
+	struct dc_item k, v;
+	dc_iter *it = NULL;
+	uint64_t len;
+	size_t i = 0;
+	int c = 0;
+	int ret;
+
+	if (!d || !cmp || (n && !values))
+		return DC_INVAL;
+	ret = dc_cache_len(d->cache, &len);
+	if (!ret)
+		ret = dc_iter_open(d->cache, DC_SORTED, NULL, 0, &it);
+	while (!ret && i < n) {
+		item_reset(&k);
+		ret = dc_iter_next(it, &kbuf, &k);
+		if (ret)
+			break;
+		ret = read_at(d, &k, &vbuf, &v);
+		if (ret == DC_NOTFOUND) {
+			ret = 0;
+			continue;
+		}
+		if (!ret)
+			ret = item_cmp(&v.value, &values[i++], &c);
+		if (ret || c)
+			break;
+	}
+	if (ret == DC_NOTFOUND) /* the walk ended */
+		ret = 0;
+	if (!ret && !c)
+		c = (len > n) - (len < n);
+	if (!ret)
+		*cmp = c;
+	dc_iter_close(it);
+	dc_buf_release(&kbuf);
+	dc_buf_release(&vbuf);
+	return ret;
 }

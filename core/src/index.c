@@ -165,3 +165,41 @@ int dc_index_clear(dc_index *idx)
 		return DC_INVAL;
 	return dc_cache_clear(idx->cache, DC_RETRY, NULL);
 }
+
+int dc_index_peekitem(dc_index *idx, unsigned flags, struct dc_buf *buf,
+		      struct dc_item *item)
+{
+	if (!idx || !buf || !item || (flags & ~(unsigned)DC_FIRST))
+		return DC_INVAL;
+	return dc_cache_peekitem(idx->cache, buf, item, flags | DC_RETRY);
+}
+
+/* The queue functions take a side and nothing else (Python's Index has
+ * no expire, tag or read arguments); DC_RETRY is implied and tolerated. */
+#define QUEUE_FLAGS ((unsigned)(DC_FRONT | DC_BACK | DC_RETRY))
+
+int dc_index_push(dc_index *idx, const struct dc_value *value,
+		  const char *prefix, unsigned flags, struct dc_buf *buf,
+		  struct dc_value *key)
+{
+	if (!idx || !value || (flags & ~QUEUE_FLAGS))
+		return DC_INVAL;
+	return dc_cache_push(idx->cache, value, prefix, DC_NO_EXPIRE, NULL,
+			     flags | DC_RETRY, buf, key);
+}
+
+int dc_index_pull(dc_index *idx, const char *prefix, unsigned flags,
+		  struct dc_buf *buf, struct dc_item *item)
+{
+	if (!idx || !buf || !item || (flags & ~QUEUE_FLAGS))
+		return DC_INVAL;
+	return dc_cache_pull(idx->cache, prefix, buf, item, flags | DC_RETRY);
+}
+
+int dc_index_peek(dc_index *idx, const char *prefix, unsigned flags,
+		  struct dc_buf *buf, struct dc_item *item)
+{
+	if (!idx || !buf || !item || (flags & ~QUEUE_FLAGS))
+		return DC_INVAL;
+	return dc_cache_peek(idx->cache, prefix, buf, item, flags | DC_RETRY);
+}

@@ -5,11 +5,18 @@
 # deque-* / index-* commands (a dc_deque / dc_index on D) share one
 # directory: what one side writes the other reads, in the same order, and
 # two processes popping one deque at once never take the same item.
+# ExtrasInterop drives $BUILD/dccoll (tests/interop/dccoll.c) for the
+# functions dcinterop has no command for: extend/extendleft, compare,
+# and the Index queue (push/pull/peek/peekitem).
+
+import json
+import os
+import subprocess
 
 import diskcache
 
-from dcutil import (DC_NOTFOUND, InteropCase, c_key, c_value, decode, run1,
-                    spec)
+from dcutil import (DC_NOTFOUND, SANITIZER_MARKS, TIMEOUT, InteropCase,
+                    c_key, c_value, cache_rows, decode, run1, spec)
 
 ITEMS = [0, -7, 2**40, 1.5, 'a', 'héllo', b'\x00\xff', 'x' * 40000,
          b'y' * 40000, ('tuple', 1)]
@@ -169,3 +176,88 @@ class SubCollectionInterop(InteropCase):
             self.assertEqual((decode(r['key']), decode(r['value'])),
                              ('x', 1))
             self.assertEqual(list(idx.items()), [('y', 2)])
+
+
+def dccoll(*args):
+    """Run $BUILD/dccoll (tests/interop/dccoll.c) once; returns the JSON."""
+    path = os.path.join(os.path.dirname(os.environ['DCINTEROP']), 'dccoll')
+    proc = subprocess.run([path, *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=TIMEOUT)
+    err = proc.stderr.decode('utf-8', 'replace')
+    if any(m in err for m in SANITIZER_MARKS) or proc.returncode:
+        raise AssertionError('dccoll %r: exit %d\n%s' %
+                             (args, proc.returncode, err))
+    return json.loads(proc.stdout.decode('utf-8').strip().splitlines()[-1])
+
+
+class ExtrasInterop(InteropCase):
+    """dc_deque_extend/extendleft/compare and dc_index_push/pull/peek/
+    peekitem against Python's on the same directories."""
+
+    def test_extend_rows_match_python(self):
+        # The same calls in both languages leave identical rows.
+        a, b = self.path('py'), self.path('c')
+        dq = diskcache.Deque(directory=a)
+        dq.extend('abc')
+        dq.extendleft('xyz')
+        dq.extend(['big' * 20000])
+        self.ok(dccoll(b, 'extend', 'a', 'b', 'c'))
+        self.ok(dccoll(b, 'extend', 'left', 'x', 'y', 'z'))
+        self.ok(dccoll(b, 'extend', 'big' * 20000))
+        self.assertEqual(cache_rows(b), cache_rows(a))
+        self.assertEqual(list(diskcache.Deque(directory=b)),
+                         list('zyxabc') + ['big' * 20000])
+
+    def test_compare_agrees_with_python(self):
+        d = self.path('dq')
+        seqs = [[], ['a'], list('abc'), list('abd'), list('abb'),
+                list('ab'), list('abcd'), ['b'], ['a', 'bb'], ['a', 'é'],
+                ['A', 'b', 'c']]
+        for content in ([], list('abc'), ['a', 'b']):
+            dq = diskcache.Deque(content, directory=d)
+            for seq in seqs:
+                want = (dq > seq) - (dq < seq)
+                self.assertEqual(want, 0 if dq == seq else want)
+                r = self.ok(dccoll(d, 'compare', *seq))
+                self.assertEqual(r['cmp'], want, (content, seq))
+            dq.clear()
+
+    def test_index_queue_interleaved(self):
+        d = self.path('ix')
+        idx = diskcache.Index(d)
+        self.assertEqual(idx.push('apples'), 500000000000000)
+        self.assertEqual(self.ok(dccoll(d, 'push', 'beans'))['key'],
+                         500000000000001)
+        self.assertEqual(idx.push('cherries', side='front'),
+                         499999999999999)
+        self.assertEqual(self.ok(dccoll(d, 'push', 'dates', 'front'))['key'],
+                         499999999999998)
+        self.assertEqual(self.ok(dccoll(d, 'push', 'eggs',
+                                        'prefix=fruit'))['key'],
+                         'fruit-500000000000000')
+        self.assertEqual(idx.push('figs', prefix='fruit'),
+                         'fruit-500000000000001')
+        # peekitem: insertion order, whoever inserted.
+        r = self.ok(dccoll(d, 'peekitem'))
+        self.assertEqual((r['key'], r['value']),
+                         ('fruit-500000000000001', 'figs'))
+        r = self.ok(dccoll(d, 'peekitem', 'first'))
+        self.assertEqual((r['key'], r['value']), (500000000000000, 'apples'))
+        self.assertEqual(idx.peekitem(last=False), (500000000000000, 'apples'))
+        # peek and pull from both languages, both ends.
+        r = self.ok(dccoll(d, 'peek'))
+        self.assertEqual((r['key'], r['value']), (499999999999998, 'dates'))
+        r = self.ok(dccoll(d, 'pull'))
+        self.assertEqual((r['key'], r['value']), (499999999999998, 'dates'))
+        self.assertEqual(idx.pull(), (499999999999999, 'cherries'))
+        r = self.ok(dccoll(d, 'pull', 'back'))
+        self.assertEqual((r['key'], r['value']), (500000000000001, 'beans'))
+        self.assertEqual(idx.pull(prefix='fruit', side='back'),
+                         ('fruit-500000000000001', 'figs'))
+        r = self.ok(dccoll(d, 'pull', 'prefix=fruit'))
+        self.assertEqual((r['key'], r['value']),
+                         ('fruit-500000000000000', 'eggs'))
+        self.assertEqual(dccoll(d, 'pull', 'prefix=fruit')['rc'],
+                         DC_NOTFOUND)
+        self.assertEqual(idx.pull(prefix='fruit'), (None, None))
+        self.assertEqual(list(idx.items()), [(500000000000000, 'apples')])
