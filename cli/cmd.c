@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,8 @@
 
 /* A typed key, value or tag from a string of the command line or of
  * stdin.  Returns 0, or EXIT_USAGE with the message printed. */
-static int typed_arg(struct cli *cli, const char *what, const char *opt,
-		     const char *s, size_t len, enum dc_type t,
-		     struct dc_value *v)
+int cli_typed_arg(struct cli *cli, const char *what, const char *opt,
+		  const char *s, size_t len, enum dc_type t, struct dc_value *v)
 {
 	int64_t i;
 	double d;
@@ -64,21 +64,22 @@ static int typed_arg(struct cli *cli, const char *what, const char *opt,
  * before main() opens the cache. */
 
 /* KEY, the first operand. */
-static int parse_key(struct cli *cli)
+int cli_parse_key(struct cli *cli)
 {
-	return typed_arg(cli, "KEY", "--key-type", cli->args[0],
-			 strlen(cli->args[0]), cli->key_type, &cli->key);
+	return cli_typed_arg(cli, "KEY", "--key-type", cli->args[0],
+			     strlen(cli->args[0]), cli->key_type, &cli->key);
 }
 
 /* --tag into cli->tagp, which stays NULL without it. */
-static int parse_tag_opt(struct cli *cli)
+int cli_parse_tag_opt(struct cli *cli)
 {
 	int ret = 0;
 
 	cli->tagp = NULL;
 	if (cli->tag) {
-		ret = typed_arg(cli, "TAG", "--tag-type", cli->tag,
-				strlen(cli->tag), cli->tag_type, &cli->tagv);
+		ret =
+		    cli_typed_arg(cli, "TAG", "--tag-type", cli->tag,
+				  strlen(cli->tag), cli->tag_type, &cli->tagv);
 		if (ret == 0)
 			cli->tagp = &cli->tagv;
 	}
@@ -91,9 +92,9 @@ static int is_number_type(enum dc_type t)
 }
 
 /* The VALUE operand at @argi into cli->value, unless it is absent or
- * "-": then the value comes from stdin, read by read_value() once the
+ * "-": then the value comes from stdin, read by cli_read_value() once the
  * cache is open (a large one is streamed into the cache). */
-static int parse_value(struct cli *cli, int argi)
+int cli_parse_value(struct cli *cli, int argi)
 {
 	const char *s;
 	int ret = 0;
@@ -101,8 +102,8 @@ static int parse_value(struct cli *cli, int argi)
 	cli->has_value = 0;
 	if (argi < cli->nargs && strcmp(cli->args[argi], "-") != 0) {
 		s = cli->args[argi];
-		ret = typed_arg(cli, "VALUE", "--type", s, strlen(s), cli->type,
-				&cli->value);
+		ret = cli_typed_arg(cli, "VALUE", "--type", s, strlen(s),
+				    cli->type, &cli->value);
 		cli->has_value = ret == 0;
 	}
 	return ret;
@@ -112,8 +113,8 @@ static int parse_value(struct cli *cli, int argi)
  * are taken exactly; a number may be surrounded by blanks (echo 5 |
  * dcache set -t int n).  With @limit, reading stops at that many bytes
  * and *more says that stdin has more. */
-static int read_value(struct cli *cli, struct cbuf *in, size_t limit,
-		      struct dc_value *v, int *more)
+int cli_read_value(struct cli *cli, struct cbuf *in, size_t limit,
+		   struct dc_value *v, int *more)
 {
 	const char *s;
 	size_t len;
@@ -146,16 +147,16 @@ static int read_value(struct cli *cli, struct cbuf *in, size_t limit,
 		s++;
 		len--;
 	}
-	ret = typed_arg(cli, "VALUE", "--type", s, len, cli->type, v);
+	ret = cli_typed_arg(cli, "VALUE", "--type", s, len, cli->type, v);
 out:
 	return ret;
 }
 
 /* A miss is an answer, not a failure: a short message (none with -q). */
-static int not_found(struct cli *cli, const char *fmt, const char *arg)
+int cli_not_found(struct cli *cli, const char *fmt, const char *arg)
 {
 	if (!cli->quiet) {
-		fprintf(stderr, "dcache: %s: ", cli->cmd->name);
+		fprintf(stderr, "dcache: %s: ", cli_cmd_name(cli));
 		fprintf(stderr, fmt, arg);
 		fputc('\n', stderr);
 	}
@@ -170,13 +171,13 @@ static int queue_fail(struct cli *cli, int err)
 		fprintf(stderr,
 			"dcache: %s: a FanoutCache has no queue (as in "
 			"DiskCache): use a plain Cache directory\n",
-			cli->cmd->name);
+			cli_cmd_name(cli));
 		return EXIT_USAGE;
 	}
 	return cli_fail(cli, err, NULL);
 }
 
-static void item_init(struct dc_item *it)
+void cli_item_init(struct dc_item *it)
 {
 	memset(it, 0, sizeof(*it));
 	it->fd = -1;
@@ -239,8 +240,8 @@ static void print_meta(FILE *f, const struct dc_value *key,
 /* The value on stdout: exact bytes, streamed from the value file when
  * there is one, so that "dcache get k > f" copies any size in O(1)
  * memory. */
-static int print_item(struct cli *cli, const struct dc_value *key,
-		      struct dc_item *it)
+int cli_print_item(struct cli *cli, const struct dc_value *key,
+		   struct dc_item *it)
 {
 	static char chunk[65536];
 	struct out_stream o;
@@ -299,7 +300,7 @@ out:
 	return ret;
 }
 
-static void print_u64(uint64_t n)
+void cli_print_u64(uint64_t n)
 {
 	printf("%" PRIu64 "\n", n);
 }
@@ -316,16 +317,16 @@ static int cmd_get(struct cli *cli)
 	unsigned flags;
 	int err, ret;
 
-	item_init(&it);
+	cli_item_init(&it);
 	/* -m inspects: no hit or miss is counted, no access recorded */
 	flags = cli->flags | (cli->meta ? DC_NOVALUE : DC_FD);
 	err = dc_cache_get(cli->cache, key, &buf, &it, flags);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: key not found", cli_str(key));
+		ret = cli_not_found(cli, "%s: key not found", cli_str(key));
 	else if (err)
 		ret = cli_fail(cli, err, "%s", cli_str(key));
 	else
-		ret = print_item(cli, key, &it);
+		ret = cli_print_item(cli, key, &it);
 	dc_buf_release(&buf);
 	return ret;
 }
@@ -349,14 +350,14 @@ static int cmd_pop(struct cli *cli)
 	struct dc_item it;
 	int err, ret;
 
-	item_init(&it);
+	cli_item_init(&it);
 	err = dc_cache_pop(cli->cache, key, &buf, &it, cli->flags | DC_FD);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: key not found", cli_str(key));
+		ret = cli_not_found(cli, "%s: key not found", cli_str(key));
 	else if (err)
 		ret = cli_fail(cli, err, "%s", cli_str(key));
 	else
-		ret = print_item(cli, key, &it);
+		ret = cli_print_item(cli, key, &it);
 	dc_buf_release(&buf);
 	return ret;
 }
@@ -378,7 +379,7 @@ static int queue_op(struct cli *cli, int pull)
 	unsigned flags = cli->flags | DC_FD;
 	int err, ret = 0;
 
-	item_init(&it);
+	cli_item_init(&it);
 	if (cli->back)
 		flags |= DC_BACK;
 	if (cli->front)
@@ -388,12 +389,12 @@ static int queue_op(struct cli *cli, int pull)
 	else
 		err = dc_cache_peek(cli->cache, cli->prefix, &buf, &it, flags);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "queue%s is empty",
-				cli->prefix ? " with this prefix" : "");
+		ret = cli_not_found(cli, "queue%s is empty",
+				    cli->prefix ? " with this prefix" : "");
 	else if (err)
 		ret = queue_fail(cli, err);
 	else
-		ret = print_item(cli, &it.key, &it);
+		ret = cli_print_item(cli, &it.key, &it);
 	dc_buf_release(&buf);
 	return ret;
 }
@@ -415,16 +416,16 @@ static int cmd_peekitem(struct cli *cli)
 	unsigned flags = cli->flags | DC_FD;
 	int err, ret = 0;
 
-	item_init(&it);
+	cli_item_init(&it);
 	if (cli->first)
 		flags |= DC_FIRST;
 	err = dc_cache_peekitem(cli->cache, &buf, &it, flags);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "cache is empty%s", "");
+		ret = cli_not_found(cli, "cache is empty%s", "");
 	else if (err)
 		ret = queue_fail(cli, err);
 	else
-		ret = print_item(cli, &it.key, &it);
+		ret = cli_print_item(cli, &it.key, &it);
 	dc_buf_release(&buf);
 	return ret;
 }
@@ -500,7 +501,7 @@ static int set_big(struct cli *cli, const struct dc_value *key, struct cbuf *in,
 	err = dc_cache_set_file(cli->cache, key, path, cli->type, cli->expire,
 				tag, flags);
 	if (err == DC_EXISTS)
-		ret = not_found(cli, "%s: key exists", cli_str(key));
+		ret = cli_not_found(cli, "%s: key exists", cli_str(key));
 	else if (err)
 		ret = cli_fail(cli, err, "%s", cli_str(key));
 	if (err)
@@ -517,12 +518,12 @@ out:
 /* KEY, --tag and the VALUE operand of set and add. */
 static int parse_set(struct cli *cli)
 {
-	int ret = parse_key(cli);
+	int ret = cli_parse_key(cli);
 
 	if (ret == 0)
-		ret = parse_tag_opt(cli);
+		ret = cli_parse_tag_opt(cli);
 	if (ret == 0)
-		ret = parse_value(cli, 1);
+		ret = cli_parse_value(cli, 1);
 	return ret;
 }
 
@@ -542,7 +543,7 @@ static int set_common(struct cli *cli, unsigned add)
 		if (limit < 65536)
 			limit = 65536;
 	}
-	ret = read_value(cli, &in, limit, &value, &more);
+	ret = cli_read_value(cli, &in, limit, &value, &more);
 	if (ret)
 		goto out;
 	if (more) {
@@ -552,7 +553,7 @@ static int set_common(struct cli *cli, unsigned add)
 	err = dc_cache_set(cli->cache, key, &value, cli->expire, tagp,
 			   cli->flags | add);
 	if (err == DC_EXISTS)
-		ret = not_found(cli, "%s: key exists", cli_str(key));
+		ret = cli_not_found(cli, "%s: key exists", cli_str(key));
 	else if (err)
 		ret = cli_fail(cli, err, "%s", cli_str(key));
 out:
@@ -576,7 +577,8 @@ static int cmd_delete(struct cli *cli)
 
 	err = dc_cache_delete(cli->cache, &cli->key, cli->flags);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: key not found", cli_str(&cli->key));
+		ret =
+		    cli_not_found(cli, "%s: key not found", cli_str(&cli->key));
 	else if (err)
 		ret = cli_fail(cli, err, "%s", cli_str(&cli->key));
 	return ret;
@@ -588,7 +590,8 @@ static int cmd_touch(struct cli *cli)
 
 	err = dc_cache_touch(cli->cache, &cli->key, cli->expire, cli->flags);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: key not found", cli_str(&cli->key));
+		ret =
+		    cli_not_found(cli, "%s: key not found", cli_str(&cli->key));
 	else if (err)
 		ret = cli_fail(cli, err, "%s", cli_str(&cli->key));
 	return ret;
@@ -597,7 +600,7 @@ static int cmd_touch(struct cli *cli)
 /* KEY and DELTA (default 1) of incr and decr. */
 static int parse_incr(struct cli *cli)
 {
-	int ret = parse_key(cli);
+	int ret = cli_parse_key(cli);
 
 	cli->delta = 1;
 	if (ret == 0 && cli->nargs > 1 &&
@@ -621,7 +624,7 @@ static int incr_common(struct cli *cli, int decr)
 		err = dc_cache_incr(cli->cache, key, cli->delta, dflt, &result,
 				    cli->flags);
 	if (err == DC_NOTFOUND) {
-		ret = not_found(cli, "%s: key not found", cli_str(key));
+		ret = cli_not_found(cli, "%s: key not found", cli_str(key));
 	} else if (err) {
 		ret = cli_fail(cli, err, "%s", cli_str(key));
 	} else {
@@ -644,10 +647,10 @@ static int cmd_decr(struct cli *cli)
 /* --tag and the VALUE operand of push. */
 static int parse_push(struct cli *cli)
 {
-	int ret = parse_tag_opt(cli);
+	int ret = cli_parse_tag_opt(cli);
 
 	if (ret == 0)
-		ret = parse_value(cli, 0);
+		ret = cli_parse_value(cli, 0);
 	return ret;
 }
 
@@ -661,7 +664,7 @@ static int cmd_push(struct cli *cli)
 
 	if (cli->front)
 		flags |= DC_FRONT;
-	ret = read_value(cli, &in, 0, &value, &more);
+	ret = cli_read_value(cli, &in, 0, &value, &more);
 	if (ret)
 		goto out;
 	err = dc_cache_push(cli->cache, &value, cli->prefix, cli->expire,
@@ -682,7 +685,7 @@ out:
 /* Listing and sizes                                                  */
 /* ------------------------------------------------------------------ */
 
-static void print_key_raw(const struct dc_value *k)
+void cli_print_raw(const struct dc_value *k)
 {
 	char num[64];
 
@@ -725,7 +728,7 @@ static int cmd_list(struct cli *cli)
 		goto out;
 	}
 	for (;;) {
-		item_init(&it);
+		cli_item_init(&it);
 		err = dc_iter_next(iter, &buf, &it);
 		if (err)
 			break;
@@ -738,7 +741,7 @@ static int cmd_list(struct cli *cli)
 				printf("%.6f\t", it.expire_time);
 		}
 		if (cli->null_sep) {
-			print_key_raw(&it.key);
+			cli_print_raw(&it.key);
 			putchar('\0');
 		} else {
 			cli_print_value_line(stdout, &it.key);
@@ -760,7 +763,7 @@ static int cmd_len(struct cli *cli)
 
 	if (err)
 		return cli_fail(cli, err, NULL);
-	print_u64(n);
+	cli_print_u64(n);
 	return EXIT_OK;
 }
 
@@ -771,7 +774,7 @@ static int cmd_volume(struct cli *cli)
 
 	if (err)
 		return cli_fail(cli, err, NULL);
-	print_u64(n);
+	cli_print_u64(n);
 	return EXIT_OK;
 }
 
@@ -841,7 +844,7 @@ static int print_count(struct cli *cli, int err, uint64_t n)
 	if (err)
 		return cli_fail(cli, err,
 				"%" PRIu64 " removed before the error", n);
-	print_u64(n);
+	cli_print_u64(n);
 	return EXIT_OK;
 }
 
@@ -872,8 +875,9 @@ static int cmd_clear(struct cli *cli)
 /* TAG, the operand of evict. */
 static int parse_evict(struct cli *cli)
 {
-	int ret = typed_arg(cli, "TAG", "--tag-type", cli->args[0],
-			    strlen(cli->args[0]), cli->tag_type, &cli->tagv);
+	int ret =
+	    cli_typed_arg(cli, "TAG", "--tag-type", cli->args[0],
+			  strlen(cli->args[0]), cli->tag_type, &cli->tagv);
 
 	cli->tagp = ret == 0 ? &cli->tagv : NULL;
 	return ret;
@@ -987,8 +991,8 @@ static int parse_settings(struct cli *cli)
 	name = cli->args[0];
 	s = cli->args[1];
 	if (cli->type_set) {
-		ret = typed_arg(cli, "VALUE", "--type", s, strlen(s),
-				setting_type(cli->type), &cli->value);
+		ret = cli_typed_arg(cli, "VALUE", "--type", s, strlen(s),
+				    setting_type(cli->type), &cli->value);
 		cli->has_value = ret == 0;
 		goto out;
 	}
@@ -998,8 +1002,8 @@ static int parse_settings(struct cli *cli)
 		goto out;
 	if (!strcmp(name, "eviction_policy") ||
 	    !strcmp(name, "sqlite_journal_mode"))
-		ret = typed_arg(cli, "VALUE", "--type", s, strlen(s),
-				DC_TYPE_TEXT, &v);
+		ret = cli_typed_arg(cli, "VALUE", "--type", s, strlen(s),
+				    DC_TYPE_TEXT, &v);
 	else if (cli_parse_double(s, &d))
 		ret = cli_usage(cli, "VALUE is not a number: '%.40s'", s);
 out:
@@ -1030,7 +1034,7 @@ static int cmd_settings(struct cli *cli)
 	}
 	err = dc_cache_setting_get(cli->cache, cli->args[0], &b, &v);
 	if (err == DC_NOTFOUND) {
-		ret = not_found(cli, "%s: no such setting", cli->args[0]);
+		ret = cli_not_found(cli, "%s: no such setting", cli->args[0]);
 		goto out;
 	}
 	if (err) {
@@ -1047,15 +1051,15 @@ static int cmd_settings(struct cli *cli)
 	if (cli->has_value) {
 		nv = cli->value;
 	} else {
-		ret =
-		    typed_arg(cli, "VALUE", "--type", cli->args[1],
-			      strlen(cli->args[1]), setting_type(v.type), &nv);
+		ret = cli_typed_arg(cli, "VALUE", "--type", cli->args[1],
+				    strlen(cli->args[1]), setting_type(v.type),
+				    &nv);
 		if (ret)
 			goto out;
 	}
 	err = dc_cache_setting_set(cli->cache, cli->args[0], &nv);
 	if (err == DC_NOTFOUND)
-		ret = not_found(cli, "%s: no such setting", cli->args[0]);
+		ret = cli_not_found(cli, "%s: no such setting", cli->args[0]);
 	else if (err == DC_INVAL)
 		ret = cli_usage(cli, "%s: invalid value '%s'", cli->args[0],
 				cli->args[1]);
@@ -1068,35 +1072,43 @@ out:
 
 static int cmd_help(struct cli *cli)
 {
-	const struct cli_cmd *c = NULL;
+	const struct cli_cmd *c = NULL, *group = NULL;
+	int ret = EXIT_OK;
 
 	if (cli->nargs > 0) {
 		for (c = cli_cmds; c->name; c++)
 			if (!strcmp(c->name, cli->args[0]))
 				break;
-		if (!c->name)
-			return cli_usage(cli, "unknown command '%s'",
-					 cli->args[0]);
+		if (!c->name) {
+			ret = cli_usage(cli, "unknown command '%s'",
+					cli->args[0]);
+			goto out;
+		}
 	}
-	cli_print_help(c, stdout);
-	return EXIT_OK;
+	if (cli->nargs > 1) {
+		if (!c->subs) {
+			ret = cli_usage(cli, "'%s' has no commands",
+					cli->args[0]);
+			goto out;
+		}
+		group = c;
+		for (c = group->subs; c->name; c++)
+			if (!strcmp(c->name, cli->args[1]))
+				break;
+		if (!c->name) {
+			ret = cli_usage(cli, "unknown command '%s %s'",
+					cli->args[0], cli->args[1]);
+			goto out;
+		}
+	}
+	cli_print_help(group, c, stdout);
+out:
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */
 /* The command table                                                  */
 /* ------------------------------------------------------------------ */
-
-#define H_OUT                                                                  \
-	"The value is written exactly as stored (text, bytes or pickle\n"      \
-	"bytes; numbers in decimal) with no newline added, streamed from\n"    \
-	"its value file if it has one.  On a terminal a newline is added\n"    \
-	"and control bytes and invalid UTF-8 show as \\xNN (see -r).\n"
-
-#define H_META                                                                 \
-	"  -m, --meta         print the metadata, as 'name value' lines,\n"    \
-	"                     instead of the value\n"                          \
-	"  -M, --meta-stderr  print the value, and the metadata on stderr\n"   \
-	"  -r, --raw          exact bytes even on a terminal\n"
 
 #define H_SETOPTS                                                              \
 	"  -e, --expire DUR   expire after DUR: seconds, or with a suffix\n"   \
@@ -1106,31 +1118,35 @@ static int cmd_help(struct cli *cli)
 	"                     float, pickle\n"
 
 const struct cli_cmd cli_cmds[] = {
-	{ "get", cmd_get, parse_key, 1, 1, CO_META, 1, "[-m|-M] [-r] KEY",
+	{ "get", cmd_get, cli_parse_key, 1, 1, CO_META, 1, "[-m|-M] [-r] KEY",
 	  "print the value of KEY",
 	  H_OUT "A missing or expired key exits with 1.\n\n" H_META
 		"With -m the value is not read and no hit or miss is "
-		"counted.\n" },
+		"counted.\n",
+	  NULL },
 	{ "set", cmd_set, parse_set, 1, 2, CO_EXPIRE | CO_TAG, 1,
 	  "[-e DUR] [--tag TAG] KEY [VALUE|-]", "store VALUE under KEY",
 	  "Without VALUE, or with '-', the value is read from stdin (exact\n"
 	  "bytes; a large value is streamed into a value file).  A number\n"
-	  "read from stdin may have blanks around it.\n\n" H_SETOPTS },
+	  "read from stdin may have blanks around it.\n\n" H_SETOPTS,
+	  NULL },
 	{ "add", cmd_add, parse_set, 1, 2, CO_EXPIRE | CO_TAG, 1,
 	  "[-e DUR] [--tag TAG] KEY [VALUE|-]",
 	  "store VALUE only if KEY is missing",
 	  "As set, but exits with 1 and changes nothing if KEY exists and\n"
-	  "is alive.\n\n" H_SETOPTS },
-	{ "delete", cmd_delete, parse_key, 1, 1, 0, 1, "KEY", "remove KEY",
-	  "Exits with 1 if KEY is missing or expired.\n" },
-	{ "contains", cmd_contains, parse_key, 1, 1, 0, 1, "KEY",
+	  "is alive.\n\n" H_SETOPTS,
+	  NULL },
+	{ "delete", cmd_delete, cli_parse_key, 1, 1, 0, 1, "KEY", "remove KEY",
+	  "Exits with 1 if KEY is missing or expired.\n", NULL },
+	{ "contains", cmd_contains, cli_parse_key, 1, 1, 0, 1, "KEY",
 	  "exit 0 if KEY is alive, else 1",
-	  "Prints nothing; counts no hit or miss.\n" },
-	{ "touch", cmd_touch, parse_key, 1, 1, CO_EXPIRE, 1, "[-e DUR] KEY",
+	  "Prints nothing; counts no hit or miss.\n", NULL },
+	{ "touch", cmd_touch, cli_parse_key, 1, 1, CO_EXPIRE, 1, "[-e DUR] KEY",
 	  "change the expiry of KEY",
 	  "Without --expire the key never expires.  Exits with 1 if KEY is\n"
 	  "missing or expired.\n\n"
-	  "  -e, --expire DUR   expire DUR from now (seconds or s/m/h/d)\n" },
+	  "  -e, --expire DUR   expire DUR from now (seconds or s/m/h/d)\n",
+	  NULL },
 	{ "incr", cmd_incr, parse_incr, 1, 2, CO_DEFAULT, 1,
 	  "[--default N|--no-default] KEY [DELTA]",
 	  "add DELTA (default 1) to an integer",
@@ -1138,16 +1154,18 @@ const struct cli_cmd cli_cmds[] = {
 	  "as in DiskCache; with --no-default it exits with 1.  A value\n"
 	  "that is not a number, or an overflow, exits with 4.\n\n"
 	  "      --default N    value assumed for a missing key (0)\n"
-	  "      --no-default   a missing key is an error (exit 1)\n" },
+	  "      --no-default   a missing key is an error (exit 1)\n",
+	  NULL },
 	{ "decr", cmd_decr, parse_incr, 1, 2, CO_DEFAULT, 1,
 	  "[--default N|--no-default] KEY [DELTA]",
 	  "subtract DELTA (default 1) from an integer",
 	  "As incr with -DELTA.\n\n"
 	  "      --default N    value assumed for a missing key (0)\n"
-	  "      --no-default   a missing key is an error (exit 1)\n" },
-	{ "pop", cmd_pop, parse_key, 1, 1, CO_META, 1, "[-m|-M] [-r] KEY",
+	  "      --no-default   a missing key is an error (exit 1)\n",
+	  NULL },
+	{ "pop", cmd_pop, cli_parse_key, 1, 1, CO_META, 1, "[-m|-M] [-r] KEY",
 	  "print the value of KEY and remove it",
-	  H_OUT "A missing key exits with 1.\n\n" H_META },
+	  H_OUT "A missing key exits with 1.\n\n" H_META, NULL },
 	{ "push", cmd_push, parse_push, 0, 1,
 	  CO_PREFIX | CO_FRONT | CO_EXPIRE | CO_TAG, 1,
 	  "[-p P] [--front] [-e DUR] [--tag TAG] [VALUE|-]",
@@ -1157,24 +1175,28 @@ const struct cli_cmd cli_cmds[] = {
 	  "value is read from stdin.\n\n"
 	  "  -p, --prefix P     the queue of text keys P-NNN...\n"
 	  "      --front        push at the front instead of the "
-	  "back\n" H_SETOPTS },
+	  "back\n" H_SETOPTS,
+	  NULL },
 	{ "pull", cmd_pull, parse_queue, 0, 0,
 	  CO_PREFIX | CO_FRONT | CO_BACK | CO_META, 1,
 	  "[-p P] [--back] [-m|-M] [-r]",
 	  "print the first item of a queue and remove it",
 	  H_OUT "An empty queue exits with 1.  The key is in the metadata.\n\n"
 		"  -p, --prefix P     the queue of text keys P-NNN...\n"
-		"      --back         take the last item instead\n" H_META },
+		"      --back         take the last item instead\n" H_META,
+	  NULL },
 	{ "peek", cmd_peek, parse_queue, 0, 0,
 	  CO_PREFIX | CO_FRONT | CO_BACK | CO_META, 1,
 	  "[-p P] [--back] [-m|-M] [-r]", "print the first item of a queue",
 	  H_OUT "An empty queue exits with 1.\n\n"
 		"  -p, --prefix P     the queue of text keys P-NNN...\n"
-		"      --back         the last item instead\n" H_META },
+		"      --back         the last item instead\n" H_META,
+	  NULL },
 	{ "peekitem", cmd_peekitem, NULL, 0, 0, CO_FIRST | CO_META, 1,
 	  "[--first] [-m|-M] [-r]", "print the last stored item",
 	  H_OUT "An empty cache exits with 1.\n\n"
-		"      --first        the first stored item instead\n" H_META },
+		"      --first        the first stored item instead\n" H_META,
+	  NULL },
 	{ "list", cmd_list, NULL, 0, 0,
 	  CO_SORTED | CO_REVERSE | CO_PREFIX | CO_ALIVE | CO_NULL | CO_LONG, 1,
 	  "[-s] [--reverse] [-p P] [-a] [-l] [-z]", "print the keys",
@@ -1186,30 +1208,34 @@ const struct cli_cmd cli_cmds[] = {
 	  "  -p, --prefix P     only text keys starting with P\n"
 	  "  -a, --alive        skip expired keys\n"
 	  "  -l, --long         prefix TYPE<tab>SIZE<tab>EXPIRE_TIME<tab>\n"
-	  "  -z, --null         raw keys, each ended by a NUL byte\n" },
+	  "  -z, --null         raw keys, each ended by a NUL byte\n",
+	  NULL },
 	{ "stats", cmd_stats, parse_stats, 0, 0, CO_STATS, 1,
 	  "[--enable|--disable] [--reset]", "print hits, misses, count, volume",
 	  "Prints 'name value' lines: hits, misses (before a reset),\n"
 	  "statistics (1 if counting, after the change), count, volume.\n\n"
 	  "      --enable       start counting hits and misses\n"
 	  "      --disable      stop counting\n"
-	  "      --reset        set hits and misses to 0\n" },
+	  "      --reset        set hits and misses to 0\n",
+	  NULL },
 	{ "volume", cmd_volume, NULL, 0, 0, 0, 1, "",
 	  "print the size of the cache in bytes",
-	  "Database pages plus value-file bytes.\n" },
+	  "Database pages plus value-file bytes.\n", NULL },
 	{ "len", cmd_len, NULL, 0, 0, 0, 1, "", "print the number of keys",
-	  "Expired keys not yet removed are counted.\n" },
+	  "Expired keys not yet removed are counted.\n", NULL },
 	{ "expire", cmd_expire, NULL, 0, 0, 0, 1, "", "remove expired keys",
-	  "Prints how many keys were removed.\n" },
+	  "Prints how many keys were removed.\n", NULL },
 	{ "evict", cmd_evict, parse_evict, 1, 1, 0, 1, "TAG",
 	  "remove the keys tagged TAG",
-	  "Prints how many keys were removed.  TAG's type: --tag-type.\n" },
+	  "Prints how many keys were removed.  TAG's type: --tag-type.\n",
+	  NULL },
 	{ "cull", cmd_cull, NULL, 0, 0, 0, 1, "",
 	  "remove expired keys, then evict down to size_limit",
 	  "Prints how many keys were removed (0 with eviction_policy "
-	  "none).\n" },
+	  "none).\n",
+	  NULL },
 	{ "clear", cmd_clear, NULL, 0, 0, 0, 1, "", "remove every key",
-	  "Prints how many keys were removed.\n" },
+	  "Prints how many keys were removed.\n", NULL },
 	{ "check", cmd_check, NULL, 0, 0, CO_FIX, 1, "[--fix]",
 	  "check the database and the value files",
 	  "Prints one 'kind: message' line per problem and exits with 1 if\n"
@@ -1217,14 +1243,62 @@ const struct cli_cmd cli_cmds[] = {
 	  "repeating while a repair uncovers more (up to 4 passes); then\n"
 	  "problems left are printed as 'remaining kind: message' and exit\n"
 	  "with 1.\n\n"
-	  "      --fix          repair\n" },
+	  "      --fix          repair\n",
+	  NULL },
 	{ "settings", cmd_settings, parse_settings, 0, 2, 0, 1,
 	  "[NAME [VALUE]]", "print or change settings",
 	  "Without NAME: every setting as name=value.  With NAME: its\n"
 	  "value.  With VALUE: change it (for every shard), keeping the\n"
 	  "stored type unless --type is given.  An unknown NAME exits\n"
-	  "with 1, a bad VALUE with 2.\n" },
-	{ "help", cmd_help, NULL, 0, 1, 0, 0, "[COMMAND]", "show help",
-	  "Without COMMAND, the list of commands and global options.\n" },
-	{ NULL, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL },
+	  "with 1, a bad VALUE with 2.\n",
+	  NULL },
+	{ "deque", NULL, NULL, 0, 0, CO_SUB, CLI_OPEN_DEQUE,
+	  "[--sub NAME] COMMAND [ARGS]",
+	  "a persistent double-ended queue (Python's Deque)",
+	  "The deque is DIR itself, a plain Cache as Python's\n"
+	  "Deque(directory=DIR) keeps it, or with --sub NAME the deque\n"
+	  "FanoutCache(DIR).deque(NAME) keeps in DIR/deque/NAME.  VALUEs are\n"
+	  "typed by --type as for set; '-' or no VALUE reads stdin.\n\n"
+	  "      --sub NAME     FanoutCache(DIR).deque(NAME); a new DIR gets\n"
+	  "                     --shards or 8 shards, as Python's default\n",
+	  cli_deque_cmds },
+	{ "index", NULL, NULL, 0, 0, CO_SUB, CLI_OPEN_INDEX,
+	  "[--sub NAME] COMMAND [ARGS]",
+	  "a persistent ordered mapping (Python's Index)",
+	  "The index is DIR itself, a plain Cache as Python's Index(DIR)\n"
+	  "keeps it, or with --sub NAME the index "
+	  "FanoutCache(DIR).index(NAME)\n"
+	  "keeps in DIR/index/NAME.  KEYs are typed by --key-type and VALUEs\n"
+	  "by --type as for set; '-' or no VALUE reads stdin.\n\n"
+	  "      --sub NAME     FanoutCache(DIR).index(NAME); a new DIR gets\n"
+	  "                     --shards or 8 shards, as Python's default\n",
+	  cli_index_cmds },
+	{ "lock", cli_cmd_lock, cli_parse_lock, 1, INT_MAX,
+	  CO_EXPIRE | CO_TAG | CO_WAIT | CO_CONFLICT, CLI_OPEN_CACHE,
+	  "[-e DUR] [-w DUR|-n] [-E N] [--tag TAG] KEY [-- COMMAND [ARG...]]",
+	  "take a lock shared with Python's diskcache.Lock",
+	  "Adds KEY with the value None, as Python's Lock(cache, KEY)\n"
+	  "does, waiting while another process (dcache or Python) holds it.\n"
+	  "Exits with 0 once taken; 'dcache unlock KEY' releases it.  With\n"
+	  "COMMAND: takes the lock, runs COMMAND, releases the lock and\n"
+	  "exits with COMMAND's status (128+N if killed by signal N, 126 or\n"
+	  "127 if it cannot be run); SIGTERM and SIGHUP are passed on to it.\n"
+	  "A lock still held elsewhere after the wait exits with 1 (or -E).\n"
+	  "Use --expire so that a lock whose holder died is freed in time.\n\n"
+	  "  -e, --expire DUR   the lock expires after DUR (default: never)\n"
+	  "  -w, --wait DUR     give up after DUR (default: wait forever)\n"
+	  "  -n, --nowait       try once\n"
+	  "  -E, --conflict-exit-code N\n"
+	  "                     exit with N when the lock is held elsewhere\n"
+	  "      --tag TAG      tag the lock's key (type: --tag-type)\n",
+	  NULL },
+	{ "unlock", cli_cmd_unlock, cli_parse_key, 1, 1, 0, CLI_OPEN_CACHE,
+	  "KEY", "release a lock taken by lock (or by Python's Lock)",
+	  "Deletes KEY, as Python's Lock.release does: any process may\n"
+	  "release a lock.  Exits with 1 if it was not held.\n",
+	  NULL },
+	{ "help", cmd_help, NULL, 0, 2, 0, 0, "[COMMAND [SUBCOMMAND]]",
+	  "show help",
+	  "Without COMMAND, the list of commands and global options.\n", NULL },
+	{ NULL, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL },
 };

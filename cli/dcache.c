@@ -46,6 +46,11 @@ enum opt_id {
 	O_RESET,
 	O_DEFAULT,
 	O_NO_DEFAULT,
+	O_SUB,
+	O_MAXLEN,
+	O_WAIT,
+	O_NOWAIT,
+	O_CONFLICT,
 };
 
 struct opt {
@@ -88,6 +93,11 @@ static const struct opt opts[] = {
 	{ "reset", 0, 0, CO_STATS, O_RESET },
 	{ "default", 0, 1, CO_DEFAULT, O_DEFAULT },
 	{ "no-default", 0, 0, CO_DEFAULT, O_NO_DEFAULT },
+	{ "sub", 0, 1, CO_SUB, O_SUB },
+	{ "maxlen", 0, 1, CO_MAXLEN, O_MAXLEN },
+	{ "wait", 'w', 1, CO_WAIT, O_WAIT },
+	{ "nowait", 'n', 0, CO_WAIT, O_NOWAIT },
+	{ "conflict-exit-code", 'E', 1, CO_CONFLICT, O_CONFLICT },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -120,21 +130,39 @@ static const char main_help[] =
     "      --version      the versions of dcache, libdcache and SQLite\n"
     "\n"
     "Exit status: 0 success, 1 not found (miss, empty queue, key exists,\n"
-    "check found problems), 2 usage error or invalid input, 3 database\n"
-    "busy (timeout), 4 any other error.\n";
+    "lock held elsewhere or not held, check found problems), 2 usage\n"
+    "error or invalid input, 3 database busy (timeout), 4 any other\n"
+    "error.\n";
 
-void cli_print_help(const struct cli_cmd *cmd, FILE *f)
+/* With @group, @cmd is one of its commands (or NULL: the group's help
+ * itself); a group's help ends with the list of its commands. */
+void cli_print_help(const struct cli_cmd *group, const struct cli_cmd *cmd,
+		    FILE *f)
 {
 	const struct cli_cmd *c;
 	size_t cap = 0;
 	char *list = NULL;
 	FILE *m;
 
+	if (group && (!cmd || cmd == group)) {
+		cmd = group;
+		group = NULL;
+	}
 	if (cmd) {
-		fprintf(f, "Usage: dcache %s%s%s\n\n%c%s.\n%s", cmd->name,
+		fprintf(f, "Usage: dcache %s%s%s%s%s\n\n%c%s.\n%s",
+			group ? group->name : "", group ? " " : "", cmd->name,
 			*cmd->usage ? " " : "", cmd->usage,
 			toupper((unsigned char)cmd->summary[0]),
 			cmd->summary + 1, cmd->help);
+		if (cmd->subs) {
+			fputs("\nCommands:\n", f);
+			for (c = cmd->subs; c->name; c++)
+				fprintf(f, "  %-11s %s\n", c->name, c->summary);
+			fprintf(f,
+				"\n'dcache help %s COMMAND' for a command's "
+				"help.\n",
+				cmd->name);
+		}
 		goto out;
 	}
 	m = open_memstream(&list, &cap);
@@ -156,6 +184,7 @@ int cli_exit_code(int err)
 		return EXIT_OK;
 	case DC_NOTFOUND:
 	case DC_EXISTS:
+	case DC_NOTHELD:
 		return EXIT_NOTFOUND;
 	case DC_INVAL:
 		return EXIT_USAGE;
@@ -167,9 +196,17 @@ int cli_exit_code(int err)
 	}
 }
 
-static const char *cmd_name(const struct cli *cli)
+const char *cli_cmd_name(const struct cli *cli)
 {
-	return cli->cmd ? cli->cmd->name : NULL;
+	static char name[64];
+	const char *ret = cli->cmd ? cli->cmd->name : NULL;
+
+	if (cli->cmd && cli->group && cli->group != cli->cmd) {
+		snprintf(name, sizeof(name), "%s %s", cli->group->name,
+			 cli->cmd->name);
+		ret = name;
+	}
+	return ret;
 }
 
 /* One line: "dcache: CMD: CONTEXT: library message (last log line)". */
@@ -181,8 +218,8 @@ int cli_fail(struct cli *cli, int err, const char *fmt, ...)
 	if (cli->quiet && code == EXIT_NOTFOUND)
 		goto out;
 	fputs("dcache: ", stderr);
-	if (cmd_name(cli))
-		fprintf(stderr, "%s: ", cmd_name(cli));
+	if (cli_cmd_name(cli))
+		fprintf(stderr, "%s: ", cli_cmd_name(cli));
 	if (fmt && *fmt) {
 		va_start(ap, fmt);
 		vfprintf(stderr, fmt, ap);
@@ -203,13 +240,13 @@ int cli_usage(struct cli *cli, const char *fmt, ...)
 	va_list ap;
 
 	fputs("dcache: ", stderr);
-	if (cmd_name(cli))
-		fprintf(stderr, "%s: ", cmd_name(cli));
+	if (cli_cmd_name(cli))
+		fprintf(stderr, "%s: ", cli_cmd_name(cli));
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	if (cmd_name(cli))
-		fprintf(stderr, " (see 'dcache help %s')\n", cmd_name(cli));
+	if (cli_cmd_name(cli))
+		fprintf(stderr, " (see 'dcache help %s')\n", cli_cmd_name(cli));
 	else
 		fputs(" (see 'dcache --help')\n", stderr);
 	return EXIT_USAGE;
@@ -232,11 +269,12 @@ const char *cli_str(const struct dc_value *v)
 	return buf;
 }
 
-static const struct cli_cmd *find_cmd(const char *name)
+static const struct cli_cmd *find_cmd(const struct cli_cmd *table,
+				      const char *name)
 {
 	const struct cli_cmd *c;
 
-	for (c = cli_cmds; c->name; c++)
+	for (c = table; c->name; c++)
 		if (!strcmp(c->name, name))
 			return c;
 	return NULL;
@@ -259,6 +297,26 @@ static int parse_type(const char *s, int allow_pickle, enum dc_type *t)
 	else
 		ret = -1;
 	return ret;
+}
+
+/* What dc_cache_open_sub() accepts, checked before anything is opened
+ * (a FanoutCache would be created first): each '/'-separated part of
+ * the name becomes a directory below DIR/deque or DIR/index. */
+static int sub_name_ok(const char *name)
+{
+	const char *p = name;
+	size_t n;
+	int ok = *name && strlen(name) <= 1024;
+
+	while (ok) {
+		n = strcspn(p, "/");
+		ok = n > 0 && !(n == 1 && p[0] == '.') &&
+		     !(n == 2 && p[0] == '.' && p[1] == '.');
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	return ok;
 }
 
 static int apply_opt(struct cli *cli, const struct opt *o, const char *val,
@@ -387,13 +445,55 @@ static int apply_opt(struct cli *cli, const struct opt *o, const char *val,
 	case O_NO_DEFAULT:
 		cli->no_default = 1;
 		break;
+	case O_SUB:
+		if (!sub_name_ok(val))
+			ret = cli_usage(cli,
+					"--sub: not a name ('/'-separated "
+					"parts, none empty, '.' or '..'): '%s'",
+					val);
+		cli->sub = val;
+		break;
+	case O_MAXLEN:
+		if (cli_parse_i64(val, &n) || n < 0)
+			ret = cli_usage(cli,
+					"--maxlen: not a length (0 or more): "
+					"'%s'",
+					val);
+		else
+			cli->maxlen = n;
+		break;
+	case O_WAIT:
+		if (cli_parse_duration(val, &d) || isnan(d) || d < 0)
+			ret =
+			    cli_usage(cli, "--wait: not a duration: '%s'", val);
+		else
+			cli->wait = d;
+		cli->wait_set = 1;
+		break;
+	case O_NOWAIT:
+		cli->nowait = 1;
+		break;
+	case O_CONFLICT:
+		if (cli_parse_i64(val, &n) || n < 0 || n > 255)
+			ret = cli_usage(cli,
+					"--conflict-exit-code: not an exit "
+					"status (0-255): '%s'",
+					val);
+		else
+			cli->conflict_code = (int)n;
+		break;
 	}
 	return ret;
 }
 
 static int check_opt(struct cli *cli, const struct opt *o, const char *spelled)
 {
-	if (o->co == 0 || (cli->cmd && (cli->cmd->opts & o->co)))
+	unsigned co = cli->cmd ? cli->cmd->opts : 0;
+
+	/* a group's options apply to each of its commands too */
+	if (cli->group)
+		co |= cli->group->opts;
+	if (o->co == 0 || (co & o->co))
 		return 0;
 	if (!cli->cmd)
 		return cli_usage(cli, "%s: give this option after the command",
@@ -426,10 +526,22 @@ static int parse_args(struct cli *cli, int argc, char **argv, int *help,
 		if (only_operands || a[0] != '-' || a[1] == '\0' ||
 		    (cli->cmd && is_negnum(a))) {
 			if (!cli->cmd) {
-				cli->cmd = find_cmd(a);
+				cli->cmd = find_cmd(cli_cmds, a);
 				if (!cli->cmd)
 					ret = cli_usage(
 					    cli, "unknown command '%s'", a);
+				else if (cli->cmd->subs)
+					cli->group = cli->cmd;
+				continue;
+			}
+			if (cli->cmd->subs) {
+				/* a group's first operand is its command */
+				cli->cmd = find_cmd(cli->group->subs, a);
+				if (!cli->cmd) {
+					cli->cmd = cli->group;
+					ret = cli_usage(
+					    cli, "unknown command '%s'", a);
+				}
 				continue;
 			}
 			cli->args[cli->nargs++] = a;
@@ -437,6 +549,7 @@ static int parse_args(struct cli *cli, int argc, char **argv, int *help,
 		}
 		if (!strcmp(a, "--")) {
 			only_operands = 1;
+			cli->dashdash = cli->nargs;
 			continue;
 		}
 		if (a[1] == '-') {
@@ -551,19 +664,68 @@ static void log_cb(void *arg, enum dc_log_level level, const char *msg)
 			msg);
 }
 
+/* A FanoutCache for --sub: as it is if DIR holds a cache, else a new one
+ * of --shards or DiskCache's default 8 shards, as Python's
+ * FanoutCache(DIR).deque(NAME) would create. */
+static int sub_parent_shards(const struct cli *cli)
+{
+	char path[sizeof(cli->dir) + 16];
+	int shards = cli->shards;
+
+	if (shards == 0) {
+		snprintf(path, sizeof(path), "%s/cache.db", cli->dir);
+		if (access(path, F_OK) != 0) {
+			snprintf(path, sizeof(path), "%s/000", cli->dir);
+			if (access(path, F_OK) != 0)
+				shards = 8;
+		}
+	}
+	return shards;
+}
+
 static int open_cache(struct cli *cli)
 {
+	static const char *const what[] = { "", "", "deque", "index" };
 	struct dc_options o;
-	int err, ret = 0;
+	int err = 0, kind = cli->cmd->needs_cache, ret = 0;
+	int sub = kind != CLI_OPEN_CACHE && cli->sub;
 
 	memset(&o, 0, sizeof(o));
-	o.shards = cli->shards;
+	o.shards = sub ? sub_parent_shards(cli) : cli->shards;
 	o.timeout = cli->timeout;
 	o.log = log_cb;
 	o.log_arg = cli;
-	err = dc_cache_open(cli->dir, &o, &cli->cache);
-	if (err)
+	if (kind == CLI_OPEN_CACHE || sub)
+		err = dc_cache_open(cli->dir, &o, &cli->cache);
+	if (err) {
 		ret = cli_fail(cli, err, "cannot open %s", cli->dir);
+		goto out;
+	}
+	/* the collection itself is always a plain Cache */
+	o.shards = 0;
+	if (kind == CLI_OPEN_DEQUE && sub)
+		err = dc_deque_open_sub(cli->cache, cli->sub, &o, &cli->deque);
+	else if (kind == CLI_OPEN_DEQUE)
+		err = dc_deque_open(cli->dir, &o, &cli->deque);
+	else if (kind == CLI_OPEN_INDEX && sub)
+		err = dc_index_open_sub(cli->cache, cli->sub, &o, &cli->index);
+	else if (kind == CLI_OPEN_INDEX)
+		err = dc_index_open(cli->dir, &o, &cli->index);
+	if (err == DC_INVAL && sub) {
+		ret = cli_usage(cli, "--sub: not a valid name: '%s'", cli->sub);
+	} else if (err == DC_LAYOUT && !sub) {
+		fprintf(stderr,
+			"dcache: %s: %s is a FanoutCache: use --sub NAME for "
+			"its %s NAME\n",
+			cli_cmd_name(cli), cli->dir, what[kind]);
+		ret = EXIT_USAGE;
+	} else if (err && sub) {
+		ret = cli_fail(cli, err, "cannot open %s/%s/%s", cli->dir,
+			       what[kind], cli->sub);
+	} else if (err) {
+		ret = cli_fail(cli, err, "cannot open %s", cli->dir);
+	}
+out:
 	/* only errors of the command itself are worth quoting from now on */
 	cli->lastlog[0] = '\0';
 	return ret;
@@ -578,6 +740,10 @@ int main(int argc, char **argv)
 	cli.type = DC_TYPE_TEXT;
 	cli.tag_type = DC_TYPE_TEXT;
 	cli.expire = DC_NO_EXPIRE;
+	cli.maxlen = DC_DEQUE_UNBOUNDED;
+	cli.wait = DC_WAIT_FOREVER;
+	cli.conflict_code = EXIT_NOTFOUND;
+	cli.dashdash = -1;
 	cli.args = calloc((size_t)argc + 1, sizeof(*cli.args));
 	if (!cli.args) {
 		ret = cli_fail(&cli, ENOMEM, NULL);
@@ -591,11 +757,15 @@ int main(int argc, char **argv)
 		goto flush;
 	}
 	if (help) {
-		cli_print_help(cli.cmd, stdout);
+		cli_print_help(cli.group, cli.cmd, stdout);
 		goto flush;
 	}
 	if (!cli.cmd) {
 		ret = cli_usage(&cli, "missing command");
+		goto out;
+	}
+	if (cli.cmd->subs) {
+		ret = cli_usage(&cli, "missing %s command", cli.cmd->name);
 		goto out;
 	}
 	if (cli.nargs < cli.cmd->min_args) {
@@ -612,6 +782,15 @@ int main(int argc, char **argv)
 		ret = cli.cmd->parse(&cli);
 		if (ret)
 			goto out;
+	}
+	if (cli.shards && !cli.sub &&
+	    (cli.cmd->needs_cache == CLI_OPEN_DEQUE ||
+	     cli.cmd->needs_cache == CLI_OPEN_INDEX)) {
+		ret = cli_usage(&cli,
+				"--shards: a %s is a plain Cache (--shards "
+				"applies to the FanoutCache of --sub)",
+				cli.group->name);
+		goto out;
 	}
 	if (cli.cmd->needs_cache) {
 		ret = resolve_dir(&cli);
@@ -634,7 +813,11 @@ flush:
 			ret = EXIT_ERROR;
 	}
 out:
+	dc_deque_close(cli.deque);
+	dc_index_close(cli.index);
 	dc_cache_close(cli.cache);
+	cbuf_release(&cli.in);
+	free(cli.values);
 	free(cli.args);
 	return ret;
 }

@@ -95,7 +95,8 @@ test_version_and_help() {
 	out_has '^Usage: dcache'
 	cp "$T/out" "$T/help"
 	for c in get set add delete touch incr decr pop push pull peek list \
-		stats volume len expire evict cull clear check settings; do
+		stats volume len expire evict cull clear check settings \
+		deque index lock unlock; do
 		grep -q "^  $c " "$T/help" || fail "--help does not list $c"
 		expect 0 help "$c"
 		out_has "^Usage: dcache $c"
@@ -104,6 +105,32 @@ test_version_and_help() {
 	out_has '^Usage: dcache get'
 	expect 2 help nosuch
 	err_line help
+	# a group lists its commands; each has its own help
+	expect 0 index --help
+	cp "$T/out" "$T/ihelp"
+	expect 0 help deque
+	out_has '^Usage: dcache deque '
+	cp "$T/out" "$T/dhelp"
+	expect 0 deque --help
+	cmp -s "$T/out" "$T/dhelp" || fail "deque --help differs"
+	for c in append appendleft pop popleft peek peekleft len list get set \
+		del remove count rotate reverse clear; do
+		grep -q "^  $c " "$T/dhelp" || fail "help deque does not list $c"
+		expect 0 help deque "$c"
+		out_has "^Usage: dcache deque $c"
+		expect 0 deque "$c" --help
+		out_has "^Usage: dcache deque $c"
+	done
+	for c in get set del contains pop popitem peekitem setdefault keys \
+		values items len clear push pull peek; do
+		grep -q "^  $c " "$T/ihelp" || fail "help index does not list $c"
+		expect 0 help index "$c"
+		out_has "^Usage: dcache index $c"
+	done
+	expect 2 help deque nosuch
+	err_line help
+	expect 2 help get sub
+	[ ! -e "$DCACHE_DIR" ] || fail "help created the cache directory"
 }
 
 test_usage_errors() {
@@ -877,6 +904,627 @@ test_locked_database_is_exit_3() {
 	[ "$rc" -eq 0 ] || fail "--retry: exit $rc, expected 0"
 	expect 0 get k
 	out_is w
+}
+
+# ---------------------------------------------------------------------------
+# deque, index, lock
+
+# dq ARGS...: dcache deque ARGS with stdin from /dev/null.
+dq() {
+	expect "$1" deque "${@:2}" </dev/null
+}
+
+# lines: stdout's lines joined by spaces, for short comparisons.
+lines() {
+	tr '\n' ' ' <"$T/out"
+}
+
+lines_are() {
+	[ "$(lines)" = "$1" ] || fail "stdout is '$(lines)', expected '$1'"
+}
+
+test_deque_append_pop_peek() {
+	dq 0 append a b c
+	err_empty
+	[ ! -s "$T/out" ] || fail "append printed something"
+	dq 0 appendleft y z
+	dq 0 list
+	lines_are 'z y a b c '
+	dq 0 len
+	out_is $'5\n'
+	dq 0 peek
+	out_is c
+	dq 0 peekleft
+	out_is z
+	dq 0 pop
+	out_is c
+	dq 0 popleft
+	out_is z
+	dq 0 pop -M
+	out_is b
+	err_has '^key 500000000000001$'
+	dq 0 popleft -m
+	out_has '^key 499999999999999$'
+	out_has '^type str$'
+	dq 0 list
+	lines_are 'a '
+	dq 0 pop
+	for c in pop popleft peek peekleft; do
+		dq 1 "$c"
+		err_line "deque $c"
+		err_has 'empty'
+		[ ! -s "$T/out" ] || fail "$c of an empty deque printed"
+		dq 1 -q "$c"
+		err_empty
+	done
+	dq 0 len
+	out_is $'0\n'
+	# stdin: the whole of it is one value, exactly
+	printf 'two\nlines\n' | "$DCACHE" deque append || fail "append stdin"
+	printf 'mid' | "$DCACHE" deque append x - z || fail "append x - z"
+	dq 0 list
+	out_is $'two\\nlines\\n\nx\nmid\nz\n'
+	dq 0 popleft
+	out_is $'two\nlines\n'
+}
+
+test_deque_python_interop() {
+	dq 0 append text
+	dq 0 -t int append 7 -8
+	dq 0 -t float append 2.5
+	dq 0 -t bytes append $'\x01raw'
+	"$PY" -c 'import pickle,sys; sys.stdout.buffer.write(pickle.dumps((1, "a")))' |
+		"$DCACHE" -t pickle deque append || fail "append pickle"
+	head -c 200000 /dev/urandom >"$T/big"
+	"$DCACHE" -t bytes deque append <"$T/big" || fail "append big"
+	py 'd = diskcache.Deque(directory=sys.argv[1])
+want = ["text", 7, -8, 2.5, b"\x01raw", (1, "a"), open(sys.argv[2], "rb").read()]
+got = list(d)
+assert got == want, got[:6]
+assert [type(x) for x in got[:4]] == [str, int, int, float]
+d.append("from python")
+d.appendleft(42)
+d.append(b"\xff")' "$DCACHE_DIR" "$T/big" || fail "python disagrees"
+	dq 0 popleft
+	out_is 42
+	dq 0 pop
+	printf '\xff' | cmp -s - "$T/out" || fail "bytes from python differ"
+	dq 0 pop
+	out_is 'from python'
+	dq 0 pop
+	cmp -s "$T/out" "$T/big" || fail "large value differs"
+	dq 0 pop -m
+	out_has '^type pickle$'
+	dq 0 len
+	out_is $'5\n'
+	expect 0 check
+}
+
+test_deque_concurrent_consumers() {
+	# two dcache consumers and a Python one drain one deque: every item
+	# is taken exactly once
+	dq 0 -t int append $(seq 1 60)
+	local i pids=""
+	for i in 1 2; do
+		(
+			while v=$("$DCACHE" -q deque popleft); do
+				echo "$v"
+			done >"$T/got$i"
+		) &
+		pids="$pids $!"
+	done
+	py 'd = diskcache.Deque(directory=sys.argv[1])
+with open(sys.argv[2], "w") as f:
+    while True:
+        try:
+            f.write("%d\n" % d.popleft())
+        except IndexError:
+            break' "$DCACHE_DIR" "$T/got3" &
+	pids="$pids $!"
+	for i in $pids; do
+		wait "$i" || fail "a consumer failed"
+	done
+	sort -n "$T/got1" "$T/got2" "$T/got3" >"$T/all"
+	seq 1 60 | cmp -s - "$T/all" || fail "items lost or duplicated"
+}
+
+test_deque_index_operations() {
+	dq 0 append a b c d e
+	dq 0 get 0
+	out_is a
+	dq 0 get -1
+	out_is e
+	dq 0 get 2 -m
+	out_has '^key 500000000000002$'
+	dq 1 get 5
+	err_line 'deque get'
+	err_has 'out of range'
+	dq 1 get -6
+	dq 0 set 1 B
+	dq 0 set -1 E
+	dq 1 set 9 x
+	echo -n fromstdin | "$DCACHE" deque set 2 - || fail "set from stdin"
+	dq 0 list
+	lines_are 'a B fromstdin d E '
+	dq 0 del 0
+	dq 0 del -2
+	dq 1 del 3
+	dq 0 list
+	lines_are 'B fromstdin E '
+	py 'd = diskcache.Deque(directory=sys.argv[1])
+assert list(d) == ["B", "fromstdin", "E"], list(d)
+assert d[1] == "fromstdin"' "$DCACHE_DIR" || fail "python disagrees"
+}
+
+test_deque_remove_count_rotate_reverse_clear() {
+	dq 0 append a b a c a
+	dq 0 -t int append 1
+	dq 0 count a
+	out_is $'3\n'
+	dq 0 count zz
+	out_is $'0\n'
+	# typed equality: the text "1" is not the int 1
+	dq 0 count 1
+	out_is $'0\n'
+	dq 0 -t int count 1
+	out_is $'1\n'
+	dq 0 remove a
+	dq 0 list
+	lines_are 'b a c a 1 '
+	dq 1 remove zz
+	err_line 'deque remove'
+	dq 0 -t int remove 1
+	dq 0 rotate
+	dq 0 list
+	lines_are 'a b a c '
+	dq 0 rotate -3
+	dq 0 list
+	lines_are 'c a b a '
+	dq 0 rotate 6
+	dq 0 list
+	lines_are 'b a c a '
+	dq 0 reverse
+	dq 0 list
+	lines_are 'a c a b '
+	py 'd = diskcache.Deque(directory=sys.argv[1])
+assert list(d) == ["a", "c", "a", "b"], list(d)
+d.rotate(1)
+d.reverse()' "$DCACHE_DIR" || fail "python disagrees"
+	dq 0 list
+	lines_are 'a c a b '
+	dq 0 clear
+	[ ! -s "$T/out" ] || fail "clear printed something"
+	dq 0 len
+	out_is $'0\n'
+	dq 0 rotate 5
+	dq 0 reverse
+}
+
+test_deque_maxlen() {
+	dq 0 append a b c d
+	dq 0 append --maxlen 3 e
+	dq 0 list
+	lines_are 'c d e '
+	dq 0 append --maxlen=2 f g h
+	dq 0 list
+	lines_are 'g h '
+	dq 0 appendleft --maxlen 2 x
+	dq 0 list
+	lines_are 'x g '
+	dq 0 append --maxlen 0 y
+	dq 0 len
+	out_is $'0\n'
+}
+
+test_deque_list_formats() {
+	dq 0 append $'new\nline' plain
+	dq 0 -t bytes append $'\x01\xff'
+	dq 0 -t float append 0.1
+	dq 0 list
+	out_is $'new\\nline\nplain\n\\x01\\xff\n0.1\n'
+	dq 0 list --reverse
+	out_is $'0.1\n\\x01\\xff\nplain\nnew\\nline\n'
+	dq 0 list -z
+	printf 'new\nline\0plain\0\x01\xff\0000.1\0' | cmp -s - "$T/out" ||
+		fail "-z output differs"
+}
+
+# refused ARGS... with stdin from /dev/null unless given.
+refused_in() {
+	refused "$@" </dev/null
+}
+
+test_collections_bad_input_creates_nothing() {
+	refused_in deque
+	err_has 'missing deque command'
+	refused_in deque bogus
+	err_line deque
+	err_has "unknown command 'bogus'"
+	refused_in index
+	refused_in index frob
+	refused_in deque get
+	err_line 'deque get'
+	err_has 'missing operand'
+	refused_in deque get x
+	err_has 'INDEX is not an integer'
+	refused_in deque get 1.5
+	refused_in deque set x v
+	refused_in deque del ''
+	refused_in deque rotate 1x
+	refused_in deque pop extra
+	err_has 'too many operands'
+	refused_in deque len --prefix p
+	err_has 'does not apply'
+	refused_in -t int deque append 1 x
+	refused_in deque append - -
+	refused_in deque append $'\xff'
+	refused_in deque append --maxlen -1 x
+	refused_in deque append --maxlen x x
+	refused_in deque --sub ../x len
+	refused_in deque --sub '' len
+	refused_in deque --sub a//b len
+	refused_in --shards 2 deque len
+	refused_in -t int deque count 1.5
+	refused_in index get
+	refused_in -k int index get x
+	refused_in index set $'\xff' v
+	refused_in index pull --front --back
+	refused_in index keys --maxlen 3
+	refused_in index popitem --last
+	# a bad value on stdin is refused before anything is opened too
+	printf 'x\xfe' >"$T/bad"
+	refused deque append <"$T/bad"
+	refused index set k <"$T/bad"
+	echo 12x >"$T/bad"
+	refused -t int deque append - <"$T/bad"
+	refused_in lock
+	refused_in lock k extra
+	refused_in lock k --
+	err_has "missing COMMAND after '--'"
+	refused_in lock -e 0 k
+	refused_in lock -e -1 k
+	refused_in lock -e 5x k
+	refused_in lock -n -w 1 k
+	err_has 'exclude'
+	refused_in lock -w x k
+	refused_in lock -w -1 k
+	refused_in lock -E 256 k
+	refused_in lock --tag $'\xff' k
+	refused_in -k int lock k
+	refused_in unlock
+	refused_in unlock a b
+	refused_in unlock -e 5 k
+}
+
+test_index_get_set_del_pop() {
+	expect 0 index set a 1
+	err_empty
+	expect 0 -t int index set b 2
+	expect 0 -k int index set 7 seven
+	printf 'raw\n' | "$DCACHE" -t bytes index set c || fail "set stdin"
+	expect 0 index get a
+	out_is 1
+	expect 0 index get b -m
+	out_has '^type int$'
+	expect 0 -k int index get 7
+	out_is seven
+	expect 1 index get nope
+	err_line 'index get'
+	expect 0 index contains a
+	err_empty
+	expect 1 index contains nope
+	err_empty
+	expect 0 index set a one
+	expect 0 index keys
+	lines_are 'a b 7 c '
+	expect 0 index values
+	out_is $'one\n2\nseven\nraw\\n\n'
+	expect 0 index items
+	out_is $'a\tone\nb\t2\n7\tseven\nc\traw\\n\n'
+	expect 0 index keys --reverse
+	lines_are 'c 7 b a '
+	expect 0 index items -z --reverse
+	printf 'c\0raw\n\0007\0seven\0b\0002\0a\0one\0' | cmp -s - "$T/out" ||
+		fail "items -z differs"
+	py 'i = diskcache.Index(sys.argv[1])
+assert list(i.items()) == [("a", "one"), ("b", 2), (7, "seven"),
+                           ("c", b"raw\n")], list(i.items())
+i["py"] = [1, 2]
+i[b"k"] = 2.5' "$DCACHE_DIR" || fail "python disagrees"
+	expect 0 -k bytes index get k
+	out_is 2.5
+	expect 0 index pop py -m
+	out_has '^type pickle$'
+	expect 1 index pop py
+	expect 0 index del a
+	expect 1 index del a
+	err_line 'index del'
+	expect 0 index len
+	out_is $'4\n'
+	py 'i = diskcache.Index(sys.argv[1])
+assert list(i) == ["b", 7, "c", b"k"], list(i)' "$DCACHE_DIR" ||
+		fail "python disagrees after pop"
+}
+
+test_index_popitem_setdefault_clear() {
+	expect 1 index popitem
+	err_has 'empty'
+	expect 1 index peekitem
+	expect 0 index set first 1
+	expect 0 index set second 2
+	expect 0 index set third 3
+	expect 0 index peekitem
+	out_is 3
+	expect 0 index peekitem --first -m
+	out_has '^key first$'
+	expect 0 index popitem -M
+	out_is 3
+	err_has '^key third$'
+	expect 0 index popitem --first -M
+	out_is 1
+	err_has '^key first$'
+	expect 0 index setdefault d dflt
+	out_is dflt
+	expect 0 index setdefault d other
+	out_is dflt
+	echo -n fromstdin | "$DCACHE" index setdefault e >"$T/out" ||
+		fail "setdefault stdin"
+	out_is fromstdin
+	py 'i = diskcache.Index(sys.argv[1])
+assert list(i.items()) == [("second", "2"), ("d", "dflt"), ("e", "fromstdin")]
+assert i.popitem() == ("e", "fromstdin")' "$DCACHE_DIR" ||
+		fail "python disagrees"
+	expect 0 index clear
+	expect 0 index len
+	out_is $'0\n'
+}
+
+test_index_push_pull_peek() {
+	expect 0 index push a </dev/null
+	out_is $'500000000000000\n'
+	expect 0 index push --front z </dev/null
+	out_is $'499999999999999\n'
+	expect 0 index push -p jobs j1 </dev/null
+	out_is $'jobs-500000000000000\n'
+	echo -n j2 | "$DCACHE" index push -p jobs >"$T/out" || fail "push stdin"
+	out_is $'jobs-500000000000001\n'
+	expect 0 index peek
+	out_is z
+	expect 0 index peek --back
+	out_is a
+	expect 0 index pull -p jobs --back -M
+	out_is j2
+	err_has '^key jobs-500000000000001$'
+	py 'i = diskcache.Index(sys.argv[1])
+assert i.pull(prefix="jobs") == ("jobs-500000000000000", "j1")
+assert i.pull() == (499999999999999, "z")
+i.push("py")' "$DCACHE_DIR" || fail "python disagrees"
+	expect 1 index pull -p jobs
+	err_has 'empty'
+	expect 0 index pull
+	out_is a
+	expect 0 index pull
+	out_is py
+	expect 1 index pull
+}
+
+test_fanout_sub_collections() {
+	dq 0 --sub jobs append a b
+	# a new directory becomes a FanoutCache of 8 shards, as Python's
+	[ -f "$DCACHE_DIR/007/cache.db" ] || fail "no FanoutCache of 8 shards"
+	[ -f "$DCACHE_DIR/deque/jobs/cache.db" ] || fail "no deque/jobs"
+	dq 0 list --sub jobs
+	lines_are 'a b '
+	expect 0 index --sub web/pages set k v
+	[ -f "$DCACHE_DIR/index/web/pages/cache.db" ] || fail "no index/web/pages"
+	py 'f = diskcache.FanoutCache(sys.argv[1])
+assert list(f.deque("jobs")) == ["a", "b"], list(f.deque("jobs"))
+assert dict(f.index("web/pages")) == {"k": "v"}
+f.deque("jobs").append("py")
+f.index("other")["x"] = 1' "$DCACHE_DIR" || fail "python disagrees"
+	dq 0 pop --sub jobs
+	out_is py
+	expect 0 index --sub other get x
+	out_is 1
+	# the FanoutCache itself is not a deque
+	dq 2 list
+	err_line 'deque list'
+	err_has 'use --sub'
+	expect 2 index keys
+	# an existing FanoutCache keeps its layout
+	expect 0 -d "$T/f4" --shards 4 set k v
+	expect 0 -d "$T/f4" deque --sub q append x </dev/null
+	[ ! -e "$T/f4/004" ] || fail "shards added to a FanoutCache of 4"
+	expect 0 -d "$T/f4" deque --sub q len
+	out_is $'1\n'
+	# --shards applies to the parent of --sub
+	expect 4 -d "$T/f4" --shards 2 deque --sub q len
+}
+
+test_lock_and_unlock() {
+	expect 0 lock k
+	err_empty
+	[ ! -s "$T/out" ] || fail "lock printed something"
+	expect 1 lock --nowait k
+	err_line lock
+	err_has 'held'
+	expect 1 lock -q -n k
+	err_empty
+	expect 1 lock -w 0.3 k
+	expect 7 lock -n -E 7 k
+	py 'c = diskcache.Cache(sys.argv[1])
+assert diskcache.Lock(c, "k").locked()
+assert not diskcache.Lock(c, "other").locked()' "$DCACHE_DIR" ||
+		fail "python does not see the lock"
+	expect 0 contains k
+	expect 0 unlock k
+	err_empty
+	expect 1 unlock k
+	err_line unlock
+	expect 0 lock -n k
+	expect 0 unlock k
+	# typed keys and tags, as Python's Lock(cache, 7, tag="t")
+	expect 0 -k int lock --tag t 7
+	expect 0 -k int get -m 7
+	out_has '^tag t$'
+	out_has '^type pickle$'
+	py 'c = diskcache.Cache(sys.argv[1])
+assert c.get(7, default=1, tag=True) == (None, "t")
+diskcache.Lock(c, 7).release()' "$DCACHE_DIR" || fail "python disagrees"
+	expect 1 -k int unlock 7
+	# an expiring lock frees itself
+	expect 0 lock -e 2 old
+	expect 1 lock -n old
+	sleep 2.2
+	expect 0 lock -n old
+	# a FanoutCache works too
+	expect 0 -d "$T/f" --shards 3 lock k
+	expect 1 -d "$T/f" lock -n k
+	py 'f = diskcache.FanoutCache(sys.argv[1], shards=3)
+assert diskcache.Lock(f, "k").locked()' "$T/f" || fail "python fanout lock"
+	expect 0 -d "$T/f" unlock k
+}
+
+# wait_for FILE: until FILE exists (at most 30 s).
+wait_for() {
+	local i
+	for i in $(seq 300); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for $1"
+}
+
+test_lock_contention_between_dcache_processes() {
+	# A holds the lock until told to stop; B waits for it meanwhile
+	"$DCACHE" lock k -- sh -c 'echo A-in >>"$1"; touch "$1.a"
+		while [ ! -e "$1.stop" ]; do sleep 0.05; done
+		echo A-out >>"$1"' sh "$T/log" 2>"$T/a.err" &
+	local a=$!
+	wait_for "$T/log.a"
+	expect 1 lock -n k
+	"$DCACHE" lock k -- sh -c 'echo B-in >>"$1"; echo B-out >>"$1"' \
+		sh "$T/log" 2>"$T/b.err" &
+	local b=$!
+	sleep 0.3
+	touch "$T/log.stop"
+	wait "$a" || fail "A: exit $?"
+	wait "$b" || fail "B: exit $?"
+	[ "$(tr '\n' ' ' <"$T/log")" = 'A-in A-out B-in B-out ' ] ||
+		fail "not mutually exclusive: $(cat "$T/log")"
+	expect 1 contains k
+	# many at once: each critical section runs alone
+	local i pids=""
+	: >"$T/log2"
+	for i in 1 2 3 4 5 6; do
+		"$DCACHE" lock k -- sh -c 'echo in >>"$1"; sleep 0.02
+			echo out >>"$1"' sh "$T/log2" &
+		pids="$pids $!"
+	done
+	for i in $pids; do
+		wait "$i" || fail "a locker failed"
+	done
+	[ "$(tr '\n' ' ' <"$T/log2")" = "$(printf 'in out %.0s' 1 2 3 4 5 6)" ] ||
+		fail "overlapping sections: $(tr '\n' ' ' <"$T/log2")"
+}
+
+test_lock_contention_with_python() {
+	# Python holds Lock(cache, "k") until told to stop
+	py 'import os, time
+c = diskcache.Cache(sys.argv[1])
+lock = diskcache.Lock(c, "k")
+lock.acquire()
+open(sys.argv[2] + ".held", "w").close()
+while not os.path.exists(sys.argv[2] + ".stop"):
+    time.sleep(0.02)
+with open(sys.argv[2], "a") as f:
+    f.write("py-out\n")
+lock.release()' "$DCACHE_DIR" "$T/log" &
+	local p=$!
+	wait_for "$T/log.held"
+	expect 1 lock -n k
+	expect 1 lock -w 0.2 k
+	"$DCACHE" lock k -- sh -c 'echo dc-in >>"$1"' sh "$T/log" &
+	local d=$!
+	sleep 0.3
+	[ ! -s "$T/log" ] || fail "dcache ran while python held the lock"
+	touch "$T/log.stop"
+	wait "$p" || fail "python failed"
+	wait "$d" || fail "dcache lock failed"
+	[ "$(tr '\n' ' ' <"$T/log")" = 'py-out dc-in ' ] ||
+		fail "wrong order: $(cat "$T/log")"
+	# and the other way round: Python waits for dcache's lock
+	expect 0 lock k
+	py 'c = diskcache.Cache(sys.argv[1])
+lock = diskcache.Lock(c, "k")
+lock.acquire()
+with open(sys.argv[2], "a") as f:
+    f.write("py-got-it\n")
+lock.release()' "$DCACHE_DIR" "$T/log" &
+	p=$!
+	sleep 0.3
+	grep -q py-got-it "$T/log" && fail "python took a lock dcache held"
+	expect 0 unlock k
+	wait "$p" || fail "python failed"
+	grep -q py-got-it "$T/log" || fail "python never got the lock"
+}
+
+test_lock_command() {
+	expect 3 lock k -- sh -c 'echo ran; exit 3'
+	out_is $'ran\n'
+	expect 1 contains k
+	expect 0 lock k -- "$DCACHE" contains k
+	expect 1 contains k
+	# the command's own options are not dcache's
+	expect 0 lock k -- ls -d /
+	# a key that looks like an option
+	expect 0 lock -- -k -- true
+	expect 127 lock k -- /nonexistent/command
+	err_has 'No such file'
+	expect 1 contains k
+	# held elsewhere: the command does not run
+	expect 0 lock k
+	expect 1 lock -n k -- touch "$T/ran"
+	[ ! -e "$T/ran" ] || fail "command ran without the lock"
+	expect 9 lock -n -E 9 k -- true
+	expect 0 unlock k
+	# killed by a signal: 128+N, lock released
+	expect 143 lock k -- sh -c 'kill -TERM $$'
+	expect 1 contains k
+	# the lock expired while the command ran: a warning
+	expect 0 lock -e 0.3 k -- sleep 1
+	err_has 'expired'
+	expect 1 contains k
+}
+
+test_lock_command_terminated() {
+	# SIGTERM to dcache reaches the command; the lock is released and
+	# dcache dies of the same signal
+	"$DCACHE" lock k -- sh -c 'echo $$ >"$1.tmp"; mv "$1.tmp" "$1"
+		exec sleep 30' sh "$T/pid" &
+	local d=$! rc
+	wait_for "$T/pid"
+	expect 0 contains k
+	kill -TERM "$d"
+	wait "$d"
+	rc=$?
+	[ "$rc" -eq 143 ] || fail "dcache: exit $rc, expected 143"
+	if kill -0 "$(cat "$T/pid")" 2>/dev/null; then
+		kill "$(cat "$T/pid")"
+		fail "the command survived"
+	fi
+	expect 1 contains k
+	# SIGTERM while waiting: nothing is taken, the holder keeps it
+	expect 0 lock k
+	"$DCACHE" lock k -- touch "$T/ran" &
+	d=$!
+	sleep 0.3
+	kill -TERM "$d"
+	wait "$d"
+	rc=$?
+	[ "$rc" -eq 143 ] || fail "waiting dcache: exit $rc, expected 143"
+	[ ! -e "$T/ran" ] || fail "command ran"
+	expect 0 contains k
 }
 
 # ---------------------------------------------------------------------------
