@@ -59,8 +59,12 @@ FS_SRC = $(wildcard fs/*.c)
 FS_OBJ = $(FS_SRC:%.c=$(BUILD)/%.o)
 FS_BIN = $(if $(FS_SRC),$(BUILD)/dcachefs)
 
-# Small C programs used by the interop tests and the benchmark.
-TOOL_SRC = $(wildcard tests/interop/*.c) $(wildcard bench/*.c)
+# Small C programs used by the interop tests and the benchmark.  The
+# interop ones share drvutil.c, linked into each, not a program itself.
+DRV_OBJ = $(BUILD)/tests/interop/drvutil.o
+.SECONDARY: $(DRV_OBJ)
+TOOL_SRC = $(filter-out tests/interop/drvutil.c,$(wildcard tests/interop/*.c)) \
+	   $(wildcard bench/*.c)
 TOOL_BIN = $(patsubst %.c,$(BUILD)/%,$(notdir $(TOOL_SRC)))
 
 .PHONY: all deps test-deps test check-unit check-cli check-interop check-fs bench format \
@@ -106,10 +110,10 @@ $(TEST_BIN): $(TEST_OBJ) $(LIB_A)
 	$(CC) -o $@ $(TEST_OBJ) $(LIB_A) $(LDFLAGS) $(CHECK_LIBS) \
 		$(SQLITE_LIBS) $(ZLIB_LIBS) -lm
 
-$(BUILD)/%: tests/interop/%.c $(LIB_A)
+$(BUILD)/%: tests/interop/%.c $(DRV_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) \
-		$(SQLITE_LIBS) $(ZLIB_LIBS) -lm
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(DRV_OBJ) $(LIB_A) \
+		$(LDFLAGS) $(SQLITE_LIBS) $(ZLIB_LIBS) -lm
 
 $(BUILD)/%: bench/%.c $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -277,4 +281,5 @@ format-check:
 clean:
 	rm -rf build build-san
 
--include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FS_OBJ:.o=.d)
+-include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FS_OBJ:.o=.d) \
+	 $(DRV_OBJ:.o=.d)

@@ -221,6 +221,8 @@ int cli_parse_key(struct cli *cli);
 int cli_parse_tag_opt(struct cli *cli);
 /* The VALUE operand at @argi into cli->value; absent or "-": stdin. */
 int cli_parse_value(struct cli *cli, int argi);
+/* --front and --back of pull and peek, which exclude each other. */
+int cli_parse_ends(struct cli *cli);
 /* The VALUE: the parsed operand, or stdin into @in (see cmd.c). */
 int cli_read_value(struct cli *cli, struct cbuf *in, size_t limit,
 		   struct dc_value *v, int *more);

@@ -363,7 +363,7 @@ static int cmd_pop(struct cli *cli)
 }
 
 /* pull and peek: --front and --back exclude each other. */
-static int parse_queue(struct cli *cli)
+int cli_parse_ends(struct cli *cli)
 {
 	int ret = 0;
 
@@ -1177,7 +1177,7 @@ const struct cli_cmd cli_cmds[] = {
 	  "      --front        push at the front instead of the "
 	  "back\n" H_SETOPTS,
 	  NULL },
-	{ "pull", cmd_pull, parse_queue, 0, 0,
+	{ "pull", cmd_pull, cli_parse_ends, 0, 0,
 	  CO_PREFIX | CO_FRONT | CO_BACK | CO_META, 1,
 	  "[-p P] [--back] [-m|-M] [-r]",
 	  "print the first item of a queue and remove it",
@@ -1185,7 +1185,7 @@ const struct cli_cmd cli_cmds[] = {
 		"  -p, --prefix P     the queue of text keys P-NNN...\n"
 		"      --back         take the last item instead\n" H_META,
 	  NULL },
-	{ "peek", cmd_peek, parse_queue, 0, 0,
+	{ "peek", cmd_peek, cli_parse_ends, 0, 0,
 	  CO_PREFIX | CO_FRONT | CO_BACK | CO_META, 1,
 	  "[-p P] [--back] [-m|-M] [-r]", "print the first item of a queue",
 	  H_OUT "An empty queue exits with 1.\n\n"

@@ -121,16 +121,6 @@ static int parse_key_value(struct cli *cli)
 	return ret;
 }
 
-/* pull and peek: --front and --back exclude each other. */
-static int parse_ends(struct cli *cli)
-{
-	int ret = 0;
-
-	if (cli->front && cli->back)
-		ret = cli_usage(cli, "--front and --back exclude each other");
-	return ret;
-}
-
 /* ------------------------------------------------------------------ */
 /* Output                                                             */
 /* ------------------------------------------------------------------ */
@@ -146,23 +136,6 @@ static void list_value(struct cli *cli, const struct dc_value *v, int sep)
 		cli_print_value_line(stdout, v);
 		putchar(sep);
 	}
-}
-
-/* The result of a read that returns one item: printed as get prints. */
-static int item_result(struct cli *cli, int err, const struct dc_value *key,
-		       struct dc_item *it, const char *miss, const char *arg)
-{
-	int ret;
-
-	if (err == DC_NOTFOUND)
-		ret = cli_not_found(cli, miss, arg);
-	else if (err && *arg)
-		ret = cli_fail(cli, err, "%s", arg);
-	else if (err)
-		ret = cli_fail(cli, err, NULL);
-	else
-		ret = cli_print_item(cli, key, it);
-	return ret;
 }
 
 /* Walk the keys of @c (@flags: DC_SORTED for a deque's order,
@@ -217,6 +190,14 @@ static int done(struct cli *cli, int err, const char *arg)
 	return ret;
 }
 
+/* As done(), printing the number @n on success (len, count). */
+static int done_count(struct cli *cli, int err, uint64_t n)
+{
+	if (err == 0)
+		cli_print_u64(n);
+	return done(cli, err, "");
+}
+
 /* As done(), with DC_NOTFOUND a negative answer told by @fmt. */
 static int done_or_miss(struct cli *cli, int err, const char *fmt,
 			const char *arg)
@@ -230,9 +211,49 @@ static int done_or_miss(struct cli *cli, int err, const char *fmt,
 	return ret;
 }
 
+/* A command's read of one item (the item as cli_item_init() leaves it). */
+struct reply {
+	struct dc_buf buf;
+	struct dc_item it;
+};
+
+#define REPLY_INIT                                                             \
+	{                                                                      \
+		DC_BUF_INIT,                                                   \
+		{                                                              \
+			.fd = -1                                               \
+		}                                                              \
+	}
+
+/* Print the item read into @r as get prints it, under @key (NULL: the
+ * key read), or else the error @err as done_or_miss(); release @r. */
+static int reply_end(struct cli *cli, struct reply *r, int err,
+		     const struct dc_value *key, const char *miss,
+		     const char *arg)
+{
+	int ret;
+
+	if (err)
+		ret = done_or_miss(cli, err, miss, arg);
+	else
+		ret = cli_print_item(cli, key ? key : &r->it.key, &r->it);
+	dc_buf_release(&r->buf);
+	return ret;
+}
+
 /* ------------------------------------------------------------------ */
 /* deque                                                              */
 /* ------------------------------------------------------------------ */
+
+/* End a command's transaction: commit, or roll back after an error. */
+static int txn_end(dc_cache *c, int err)
+{
+	if (err)
+		dc_cache_rollback(c);
+	else
+		err = dc_cache_commit(c);
+	return err;
+}
 
 /* All VALUEs in one transaction: a reader sees all or none of them.
  * --maxlen first trims the deque from the front (as setting Python's
@@ -250,10 +271,7 @@ static int deque_add(struct cli *cli, int left)
 	for (i = 0; err == 0 && i < cli->nvalues; i++)
 		err = left ? dc_deque_appendleft(cli->deque, &cli->values[i])
 			   : dc_deque_append(cli->deque, &cli->values[i]);
-	if (err)
-		dc_cache_rollback(c);
-	else
-		err = dc_cache_commit(c);
+	err = txn_end(c, err);
 out:
 	return done(cli, err, "");
 }
@@ -272,15 +290,10 @@ typedef int (*take_fn)(dc_deque *d, struct dc_buf *buf, struct dc_item *item);
 
 static int deque_take(struct cli *cli, take_fn fn)
 {
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
-	int err, ret;
+	struct reply r = REPLY_INIT;
+	int err = fn(cli->deque, &r.buf, &r.it);
 
-	cli_item_init(&it);
-	err = fn(cli->deque, &buf, &it);
-	ret = item_result(cli, err, &it.key, &it, "deque is empty%s", "");
-	dc_buf_release(&buf);
-	return ret;
+	return reply_end(cli, &r, err, NULL, "deque is empty%s", "");
 }
 
 static int cmd_pop(struct cli *cli)
@@ -308,9 +321,7 @@ static int cmd_deque_len(struct cli *cli)
 	uint64_t n = 0;
 	int err = dc_deque_len(cli->deque, &n);
 
-	if (err == 0)
-		cli_print_u64(n);
-	return done(cli, err, "");
+	return done_count(cli, err, n);
 }
 
 static int cmd_deque_list(struct cli *cli)
@@ -321,16 +332,11 @@ static int cmd_deque_list(struct cli *cli)
 
 static int cmd_deque_get(struct cli *cli)
 {
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
-	int err, ret;
+	struct reply r = REPLY_INIT;
+	int err = dc_deque_get(cli->deque, cli->delta, &r.buf, &r.it);
 
-	cli_item_init(&it);
-	err = dc_deque_get(cli->deque, cli->delta, &buf, &it);
-	ret = item_result(cli, err, &it.key, &it, "%s: index out of range",
-			  cli->args[0]);
-	dc_buf_release(&buf);
-	return ret;
+	return reply_end(cli, &r, err, NULL, "%s: index out of range",
+			 cli->args[0]);
 }
 
 static int cmd_deque_set(struct cli *cli)
@@ -360,9 +366,7 @@ static int cmd_count(struct cli *cli)
 	uint64_t n = 0;
 	int err = dc_deque_count(cli->deque, &cli->value, &n);
 
-	if (err == 0)
-		cli_print_u64(n);
-	return done(cli, err, "");
+	return done_count(cli, err, n);
 }
 
 /* Python rotates step by step; one transaction here, so that no other
@@ -376,10 +380,7 @@ static int cmd_rotate(struct cli *cli)
 	if (err)
 		goto out;
 	err = dc_deque_rotate(cli->deque, cli->delta);
-	if (err)
-		dc_cache_rollback(c);
-	else
-		err = dc_cache_commit(c);
+	err = txn_end(c, err);
 out:
 	return done(cli, err, "");
 }
@@ -398,18 +399,19 @@ static int cmd_deque_clear(struct cli *cli)
 /* index                                                              */
 /* ------------------------------------------------------------------ */
 
+/* The end of a read by KEY: a missing KEY is a miss. */
+static int key_reply_end(struct cli *cli, struct reply *r, int err)
+{
+	return reply_end(cli, r, err, &cli->key, "%s: key not found",
+			 cli_str(&cli->key));
+}
+
 static int cmd_index_get(struct cli *cli)
 {
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
-	int err, ret;
+	struct reply r = REPLY_INIT;
+	int err = dc_index_get(cli->index, &cli->key, &r.buf, &r.it);
 
-	cli_item_init(&it);
-	err = dc_index_get(cli->index, &cli->key, &buf, &it);
-	ret = item_result(cli, err, &cli->key, &it, "%s: key not found",
-			  cli_str(&cli->key));
-	dc_buf_release(&buf);
-	return ret;
+	return key_reply_end(cli, &r, err);
 }
 
 static int cmd_index_set(struct cli *cli)
@@ -429,7 +431,6 @@ static int cmd_index_del(struct cli *cli)
 static int cmd_index_contains(struct cli *cli)
 {
 	int err = dc_cache_contains(dc_index_cache(cli->index), &cli->key);
-
 	int ret = EXIT_NOTFOUND;
 
 	/* a plain answer, as the contains command gives: no message */
@@ -440,35 +441,25 @@ static int cmd_index_contains(struct cli *cli)
 
 static int cmd_index_pop(struct cli *cli)
 {
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
-	int err, ret;
+	struct reply r = REPLY_INIT;
+	int err = dc_index_pop(cli->index, &cli->key, &r.buf, &r.it);
 
-	cli_item_init(&it);
-	err = dc_index_pop(cli->index, &cli->key, &buf, &it);
-	ret = item_result(cli, err, &cli->key, &it, "%s: key not found",
-			  cli_str(&cli->key));
-	dc_buf_release(&buf);
-	return ret;
+	return key_reply_end(cli, &r, err);
 }
 
 /* popitem and peekitem: the value, with the key in the metadata. */
 static int index_item(struct cli *cli, int pop)
 {
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
+	struct reply r = REPLY_INIT;
 	unsigned flags = cli->first ? DC_FIRST : 0;
-	int err, ret;
+	int err;
 
-	cli_item_init(&it);
 	if (pop)
-		err = dc_index_popitem(cli->index, flags, &buf, &it);
+		err = dc_index_popitem(cli->index, flags, &r.buf, &r.it);
 	else
-		err = dc_cache_peekitem(dc_index_cache(cli->index), &buf, &it,
-					flags | DC_RETRY);
-	ret = item_result(cli, err, &it.key, &it, "index is empty%s", "");
-	dc_buf_release(&buf);
-	return ret;
+		err = dc_cache_peekitem(dc_index_cache(cli->index), &r.buf,
+					&r.it, flags | DC_RETRY);
+	return reply_end(cli, &r, err, NULL, "index is empty%s", "");
 }
 
 static int cmd_popitem(struct cli *cli)
@@ -483,35 +474,33 @@ static int cmd_peekitem(struct cli *cli)
 
 static int cmd_setdefault(struct cli *cli)
 {
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
-	int err, ret;
+	struct reply r = REPLY_INIT;
+	int err = dc_index_setdefault(cli->index, &cli->key, &cli->value,
+				      &r.buf, &r.it);
 
-	cli_item_init(&it);
-	err =
-	    dc_index_setdefault(cli->index, &cli->key, &cli->value, &buf, &it);
-	ret = item_result(cli, err, &cli->key, &it, "%s: key not found",
-			  cli_str(&cli->key));
-	dc_buf_release(&buf);
-	return ret;
+	return key_reply_end(cli, &r, err);
+}
+
+/* keys, values and items, in insertion order. */
+static int index_list(struct cli *cli, int what)
+{
+	return list_items(cli, dc_index_cache(cli->index),
+			  cli->reverse ? DC_REVERSE : 0, what);
 }
 
 static int cmd_keys(struct cli *cli)
 {
-	return list_items(cli, dc_index_cache(cli->index),
-			  cli->reverse ? DC_REVERSE : 0, 'k');
+	return index_list(cli, 'k');
 }
 
 static int cmd_values(struct cli *cli)
 {
-	return list_items(cli, dc_index_cache(cli->index),
-			  cli->reverse ? DC_REVERSE : 0, 'v');
+	return index_list(cli, 'v');
 }
 
 static int cmd_items(struct cli *cli)
 {
-	return list_items(cli, dc_index_cache(cli->index),
-			  cli->reverse ? DC_REVERSE : 0, 'i');
+	return index_list(cli, 'i');
 }
 
 static int cmd_index_len(struct cli *cli)
@@ -519,9 +508,7 @@ static int cmd_index_len(struct cli *cli)
 	uint64_t n = 0;
 	int err = dc_index_len(cli->index, &n);
 
-	if (err == 0)
-		cli_print_u64(n);
-	return done(cli, err, "");
+	return done_count(cli, err, n);
 }
 
 static int cmd_index_clear(struct cli *cli)
@@ -550,21 +537,17 @@ static int cmd_index_push(struct cli *cli)
 
 static int index_queue(struct cli *cli, int pull)
 {
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
+	struct reply r = REPLY_INIT;
 	dc_cache *c = dc_index_cache(cli->index);
 	unsigned flags = DC_RETRY | (cli->back ? DC_BACK : 0);
-	int err, ret;
+	int err;
 
-	cli_item_init(&it);
 	if (pull)
-		err = dc_cache_pull(c, cli->prefix, &buf, &it, flags);
+		err = dc_cache_pull(c, cli->prefix, &r.buf, &r.it, flags);
 	else
-		err = dc_cache_peek(c, cli->prefix, &buf, &it, flags);
-	ret = item_result(cli, err, &it.key, &it, "queue%s is empty",
-			  cli->prefix ? " with this prefix" : "");
-	dc_buf_release(&buf);
-	return ret;
+		err = dc_cache_peek(c, cli->prefix, &r.buf, &r.it, flags);
+	return reply_end(cli, &r, err, NULL, "queue%s is empty",
+			 cli->prefix ? " with this prefix" : "");
 }
 
 static int cmd_index_pull(struct cli *cli)
@@ -716,14 +699,14 @@ const struct cli_cmd cli_index_cmds[] = {
 	  "texts P-500000000000000 ... (Python's Index.push).\n\n" H_QUEUE
 	  "      --front        push at the front instead of the back\n",
 	  NULL },
-	{ "pull", cmd_index_pull, parse_ends, 0, 0,
+	{ "pull", cmd_index_pull, cli_parse_ends, 0, 0,
 	  CO_PREFIX | CO_FRONT | CO_BACK | CO_META, IX,
 	  "[-p P] [--back] [-m|-M] [-r]",
 	  "print the first item of a queue and remove it",
 	  H_VALUE "An empty queue exits with 1.\n\n" H_QUEUE
 		  "      --back         take the last item instead\n" H_META,
 	  NULL },
-	{ "peek", cmd_index_peek, parse_ends, 0, 0,
+	{ "peek", cmd_index_peek, cli_parse_ends, 0, 0,
 	  CO_PREFIX | CO_FRONT | CO_BACK | CO_META, IX,
 	  "[-p P] [--back] [-m|-M] [-r]", "print the first item of a queue",
 	  H_VALUE "An empty queue exits with 1.\n\n" H_QUEUE

@@ -319,6 +319,26 @@ static int sub_name_ok(const char *name)
 	return ok;
 }
 
+/* The integer value of option @o, from @lo to @hi; otherwise a usage
+ * error saying it is not @what. */
+static int int_opt(struct cli *cli, const struct opt *o, const char *val,
+		   int64_t lo, int64_t hi, const char *what, int64_t *n)
+{
+	if (cli_parse_i64(val, n) || *n < lo || *n > hi)
+		return cli_usage(cli, "--%s: not %s: '%s'", o->lng, what, val);
+	return 0;
+}
+
+/* The value of a duration option (no "none", not negative). */
+static int duration_opt(struct cli *cli, const struct opt *o, const char *val,
+			double *d)
+{
+	if (cli_parse_duration(val, d) || isnan(*d) || *d < 0)
+		return cli_usage(cli, "--%s: not a duration: '%s'", o->lng,
+				 val);
+	return 0;
+}
+
 static int apply_opt(struct cli *cli, const struct opt *o, const char *val,
 		     int *help, int *version)
 {
@@ -333,19 +353,14 @@ static int apply_opt(struct cli *cli, const struct opt *o, const char *val,
 		cli->prog_dir = val;
 		break;
 	case O_SHARDS:
-		if (cli_parse_i64(val, &n) || n < 0 || n > 9999)
-			ret = cli_usage(cli,
-					"--shards: not a shard count "
-					"(0-9999): '%s'",
-					val);
-		else
+		ret =
+		    int_opt(cli, o, val, 0, 9999, "a shard count (0-9999)", &n);
+		if (!ret)
 			cli->shards = (int)n;
 		break;
 	case O_TIMEOUT:
-		if (cli_parse_duration(val, &d) || isnan(d) || d < 0)
-			ret = cli_usage(cli, "--timeout: not a duration: '%s'",
-					val);
-		else
+		ret = duration_opt(cli, o, val, &d);
+		if (!ret)
 			cli->timeout = d;
 		break;
 	case O_KEYTYPE:
@@ -437,9 +452,8 @@ static int apply_opt(struct cli *cli, const struct opt *o, const char *val,
 		cli->reset = 1;
 		break;
 	case O_DEFAULT:
-		if (cli_parse_i64(val, &cli->dflt))
-			ret = cli_usage(cli, "--default: not an integer: '%s'",
-					val);
+		ret = int_opt(cli, o, val, INT64_MIN, INT64_MAX, "an integer",
+			      &cli->dflt);
 		cli->no_default = 0;
 		break;
 	case O_NO_DEFAULT:
@@ -454,19 +468,14 @@ static int apply_opt(struct cli *cli, const struct opt *o, const char *val,
 		cli->sub = val;
 		break;
 	case O_MAXLEN:
-		if (cli_parse_i64(val, &n) || n < 0)
-			ret = cli_usage(cli,
-					"--maxlen: not a length (0 or more): "
-					"'%s'",
-					val);
-		else
+		ret = int_opt(cli, o, val, 0, INT64_MAX, "a length (0 or more)",
+			      &n);
+		if (!ret)
 			cli->maxlen = n;
 		break;
 	case O_WAIT:
-		if (cli_parse_duration(val, &d) || isnan(d) || d < 0)
-			ret =
-			    cli_usage(cli, "--wait: not a duration: '%s'", val);
-		else
+		ret = duration_opt(cli, o, val, &d);
+		if (!ret)
 			cli->wait = d;
 		cli->wait_set = 1;
 		break;
@@ -474,12 +483,9 @@ static int apply_opt(struct cli *cli, const struct opt *o, const char *val,
 		cli->nowait = 1;
 		break;
 	case O_CONFLICT:
-		if (cli_parse_i64(val, &n) || n < 0 || n > 255)
-			ret = cli_usage(cli,
-					"--conflict-exit-code: not an exit "
-					"status (0-255): '%s'",
-					val);
-		else
+		ret =
+		    int_opt(cli, o, val, 0, 255, "an exit status (0-255)", &n);
+		if (!ret)
 			cli->conflict_code = (int)n;
 		break;
 	}

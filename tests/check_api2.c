@@ -103,14 +103,6 @@ static void teardown(void)
 /* Helpers                                                            */
 /* ------------------------------------------------------------------ */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static char *filled(size_t n, int c)
 {
 	char *p = malloc(n + 1);
@@ -148,7 +140,7 @@ static void expire_now(const char *key)
 {
 	ck_assert_int_eq(dc_cache_set_meta(g_cache, VP(dc_text(key)),
 					   DC_META_EXPIRE_TIME, NULL,
-					   now_s() - 10, 0),
+					   tu_wall() - 10, 0),
 			 0);
 }
 
@@ -950,7 +942,7 @@ START_TEST(test_opposite_renames_across_shards_do_not_deadlock)
 	struct mover m1 = { 0 }, m2 = { 0 };
 	pthread_t t1, t2;
 	int sa, sb;
-	double t0 = now_s();
+	double t0 = tu_wall();
 
 	open_cache(4, NULL, 0);
 	keys_in_two_shards(m1.from, m1.to, &sa, &sb);
@@ -972,7 +964,7 @@ START_TEST(test_opposite_renames_across_shards_do_not_deadlock)
 	ck_assert_int_eq(g_item.value.i, 1);
 	ck_assert_int_eq(get(dc_text(m2.from), 0), 0);
 	ck_assert_int_eq(g_item.value.i, 2);
-	ck_assert_msg(now_s() - t0 < 120, "took %.0f s", now_s() - t0);
+	ck_assert_msg(tu_wall() - t0 < 120, "took %.0f s", tu_wall() - t0);
 }
 END_TEST
 
@@ -1033,7 +1025,7 @@ END_TEST
 
 START_TEST(test_set_meta_sets_absolute_expire_time)
 {
-	double when = floor(now_s()) + 1000.5;
+	double when = floor(tu_wall()) + 1000.5;
 	char *out;
 
 	ck_assert_int_eq(
@@ -1069,7 +1061,7 @@ START_TEST(test_set_meta_sets_absolute_expire_time)
 	/* A time in the past expires the key at once. */
 	ck_assert_int_eq(dc_cache_set_meta(g_cache, VP(dc_text("k")),
 					   DC_META_EXPIRE_TIME, NULL,
-					   now_s() - 10, 0),
+					   tu_wall() - 10, 0),
 			 0);
 	ck_assert_int_eq(get(dc_text("k"), 0), DC_NOTFOUND);
 	ck_assert_int_eq(dc_cache_set_meta(g_cache, VP(dc_text("k")),

@@ -105,24 +105,6 @@ static void reopen(const struct dc_setting *settings, size_t n)
 /* Small helpers                                                      */
 /* ------------------------------------------------------------------ */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static char *filled(size_t n, int c)
 {
 	char *p = malloc(n + 1);
@@ -1314,13 +1296,13 @@ END_TEST
 
 START_TEST(test_get_reports_times_expiry_and_tag)
 {
-	double t0 = now_s(), t1;
+	double t0 = tu_wall(), t1;
 
 	ck_assert_int_eq(
 	    put_x(dc_int(0), dc_int(0), DC_NO_EXPIRE, VP(dc_text("number")), 0),
 	    0);
 	ck_assert_int_eq(put_x(dc_int(1), dc_int(1), 3600, NULL, 0), 0);
-	t1 = now_s();
+	t1 = tu_wall();
 	ck_assert_int_eq(get(dc_int(0), 0), 0);
 	ASSERT_VALUE_INT(&g_item.value, 0);
 	ck_assert(isnan(g_item.expire_time));
@@ -1381,7 +1363,7 @@ END_TEST
 START_TEST(test_expired_key_is_invisible_on_the_fast_path)
 {
 	ck_assert_int_eq(put_x(dc_int(0), dc_int(0), 0.001, NULL, 0), 0);
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	ck_assert_int_eq(get(dc_int(0), 0), DC_NOTFOUND);
 	ck_assert_int_eq(has(dc_int(0)), DC_NOTFOUND);
 	ck_assert_int_eq(get(dc_int(0), DC_NOVALUE), DC_NOTFOUND);
@@ -1398,7 +1380,7 @@ START_TEST(test_expired_key_is_invisible_on_the_slow_path)
 				 VP(dc_text("least-recently-used"))),
 	    0);
 	ck_assert_int_eq(put_x(dc_int(0), dc_int(0), 0.001, NULL, 0), 0);
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	ck_assert_int_eq(get(dc_int(0), 0), DC_NOTFOUND);
 	ck_assert_uint_eq(len_of(g_cache), 1);
 	ck_assert_int_eq(setting_int(g_cache, "misses"), 1);
@@ -1434,7 +1416,7 @@ START_TEST(test_novalue_reports_metadata_without_counting_stats)
 	ck_assert_int_eq(g_item.fd, -1);
 	ck_assert_int_eq(g_item.file_backed, 1);
 	ck_assert_uint_eq(g_item.size, 40000);
-	ck_assert(g_item.expire_time > now_s() + 3500);
+	ck_assert(g_item.expire_time > tu_wall() + 3500);
 	ASSERT_VALUE_TEXT(&g_item.tag, "t");
 	ck_assert_int_eq(get(dc_int(1), DC_NOVALUE), DC_NOTFOUND);
 	/* The tag is optional: buf may be NULL. */
@@ -1458,7 +1440,7 @@ START_TEST(test_lru_get_updates_access_time_but_novalue_does_not)
 	ck_assert_int_eq(put(dc_int(0), dc_int(0)), 0);
 	ck_assert_int_eq(get(dc_int(0), DC_NOVALUE), 0);
 	t0 = g_item.access_time;
-	sleep_s(0.02);
+	tu_sleep(0.02);
 	ck_assert_int_eq(get(dc_int(0), DC_NOVALUE), 0);
 	ck_assert(g_item.access_time == t0);
 	ck_assert_int_eq(get(dc_int(0), 0), 0);
@@ -1491,7 +1473,7 @@ START_TEST(test_lrs_get_changes_no_access_metadata)
 	ck_assert_int_eq(put(dc_int(0), dc_int(0)), 0);
 	ck_assert_int_eq(get(dc_int(0), DC_NOVALUE), 0);
 	t0 = g_item.access_time;
-	sleep_s(0.02);
+	tu_sleep(0.02);
 	ck_assert_int_eq(get(dc_int(0), 0), 0);
 	ck_assert_int_eq(get(dc_int(0), DC_NOVALUE), 0);
 	ck_assert(g_item.access_time == t0);
@@ -1667,15 +1649,15 @@ START_TEST(test_touch_changes_only_the_expiry)
 	    put_x(dc_int(0), dc_int(5), DC_NO_EXPIRE, VP(dc_text("t")), 0), 0);
 	ck_assert_int_eq(get(dc_int(0), DC_NOVALUE), 0);
 	store = g_item.store_time;
-	sleep_s(0.01);
-	t0 = now_s();
+	tu_sleep(0.01);
+	t0 = tu_wall();
 	ck_assert_int_eq(dc_cache_touch(g_cache, VP(dc_int(0)), 100, 0), 0);
 	ck_assert_int_eq(get(dc_int(0), 0), 0);
 	ASSERT_VALUE_INT(&g_item.value, 5);
 	ASSERT_VALUE_TEXT(&g_item.tag, "t");
 	ck_assert(g_item.store_time == store);
 	ck_assert(g_item.expire_time >= t0 + 99 &&
-		  g_item.expire_time <= now_s() + 101);
+		  g_item.expire_time <= tu_wall() + 101);
 }
 END_TEST
 
@@ -1689,7 +1671,7 @@ START_TEST(test_add_sequence)
 	ASSERT_VALUE_INT(&g_item.value, 1);
 	ck_assert_int_eq(del(dc_int(1)), 0);
 	ck_assert_int_eq(add_x(dc_int(1), dc_int(1), 0.001), 0);
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	/* An expired key is replaced in place. */
 	ck_assert_int_eq(add_x(dc_int(1), dc_int(3), DC_NO_EXPIRE), 0);
 	ck_assert_int_eq(get(dc_int(1), 0), 0);
@@ -1738,7 +1720,7 @@ END_TEST
 START_TEST(test_delete_of_expired_key_is_notfound_and_keeps_the_row)
 {
 	ck_assert_int_eq(put_x(dc_int(0), dc_int(0), 0.001, NULL, 0), 0);
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	ck_assert_int_eq(del(dc_int(0)), DC_NOTFOUND);
 	ck_assert_uint_eq(len_of(g_cache), 1);
 }
@@ -1765,7 +1747,7 @@ START_TEST(test_pop_returns_value_and_metadata)
 	ck_assert_int_eq(
 	    put_x(dc_text("beta"), dc_int(456), 1e-9, VP(dc_text("green")), 0),
 	    0);
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	ck_assert_int_eq(pop(dc_text("beta"), 0), DC_NOTFOUND);
 
 	ck_assert_int_eq(put_x(dc_text("gamma"), dc_int(789), DC_NO_EXPIRE,
@@ -2413,7 +2395,7 @@ END_TEST
 START_TEST(test_incr_expired_key_without_default_is_notfound)
 {
 	ck_assert_int_eq(put_x(dc_text("key"), dc_int(100), 0.05, NULL, 0), 0);
-	sleep_s(0.07);
+	tu_sleep(0.07);
 	ck_assert_int_eq(incr(dc_text("key"), 1, NULL, NULL), DC_NOTFOUND);
 	ck_assert_int_eq(decr(dc_text("key"), 1, NULL, NULL), DC_NOTFOUND);
 }
@@ -2426,7 +2408,7 @@ START_TEST(test_incr_expired_key_restarts_from_default_and_clears_tag)
 
 	ck_assert_int_eq(
 	    put_x(dc_text("key"), dc_int(100), 0.05, VP(dc_text("old")), 0), 0);
-	sleep_s(0.07);
+	tu_sleep(0.07);
 	ck_assert_int_eq(incr(dc_text("key"), 1, &zero, &r), 0);
 	ASSERT_VALUE_INT(&r, 1);
 	ck_assert_int_eq(get(dc_text("key"), 0), 0);
@@ -2436,7 +2418,7 @@ START_TEST(test_incr_expired_key_restarts_from_default_and_clears_tag)
 	ck_assert_uint_eq(len_of(g_cache), 1);
 
 	ck_assert_int_eq(put_x(dc_text("key"), dc_int(100), 0.05, NULL, 0), 0);
-	sleep_s(0.07);
+	tu_sleep(0.07);
 	ck_assert_int_eq(decr(dc_text("key"), 1, &zero, &r), 0);
 	ASSERT_VALUE_INT(&r, -1);
 }
@@ -2502,7 +2484,7 @@ START_TEST(test_incr_overflow_is_overflow_and_leaves_the_row)
 	ck_assert_int_eq(put(dc_text("min"), dc_int(INT64_MIN)), 0);
 	ck_assert_int_eq(get(dc_text("max"), DC_NOVALUE), 0);
 	store = g_item.store_time;
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	ck_assert_int_eq(incr(dc_text("max"), 1, NULL, &r), DC_OVERFLOW);
 	ck_assert_int_eq(decr(dc_text("max"), -1, NULL, &r), DC_OVERFLOW);
 	ck_assert_int_eq(get(dc_text("max"), 0), 0);
@@ -2748,7 +2730,7 @@ END_TEST
 
 START_TEST(test_pull_and_peek_report_expiry_and_tag)
 {
-	double t0 = now_s();
+	double t0 = tu_wall();
 
 	ck_assert_int_eq(dc_cache_push(g_cache, VP(dc_text("test")), NULL, 10,
 				       NULL, 0, NULL, NULL),
@@ -2787,7 +2769,7 @@ START_TEST(test_pull_skips_and_deletes_expired_items)
 					       0.05, NULL, 0, NULL, NULL),
 				 0);
 	ck_assert_int_eq(push(dc_int(1), NULL, 0, &k), 0);
-	sleep_s(0.1);
+	tu_sleep(0.1);
 	ck_assert_int_eq(pull(NULL, 0), 0);
 	ASSERT_VALUE_INT(&g_item.key, 500000000000003);
 	ASSERT_VALUE_INT(&g_item.value, 1);
@@ -2803,7 +2785,7 @@ START_TEST(test_peek_skips_expired_items_and_keeps_the_live_one)
 					       0.05, NULL, 0, NULL, NULL),
 				 0);
 	ck_assert_int_eq(push(dc_int(1), NULL, 0, NULL), 0);
-	sleep_s(0.1);
+	tu_sleep(0.1);
 	ck_assert_int_eq(peek(NULL, 0), 0);
 	ASSERT_VALUE_INT(&g_item.key, 500000000000003);
 	ASSERT_VALUE_INT(&g_item.value, 1);
@@ -2902,7 +2884,7 @@ START_TEST(test_peekitem_returns_the_last_live_item_deleting_expired)
 	    put_x(dc_text("c"), dc_int(2), 10, VP(dc_text("foo")), 0), 0);
 	ck_assert_int_eq(put_x(dc_text("d"), dc_int(3), 0.05, NULL, 0), 0);
 	ck_assert_int_eq(put_x(dc_text("e"), dc_int(4), 0.05, NULL, 0), 0);
-	sleep_s(0.1);
+	tu_sleep(0.1);
 	ck_assert_int_eq(peekitem(0), 0);
 	ASSERT_VALUE_TEXT(&g_item.key, "c");
 	ASSERT_VALUE_INT(&g_item.value, 2);
@@ -3081,7 +3063,7 @@ START_TEST(test_iteration_includes_expired_keys_unless_alive_is_asked)
 		ck_assert_int_eq(put_x(dc_int(i), dc_int(i),
 				       i % 2 ? 1e-9 : DC_NO_EXPIRE, NULL, 0),
 				 0);
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	ck_assert_uint_eq(len_of(g_cache), 100);
 	ck_assert_uint_eq(iter_ints(0, got, 200), 100);
 	for (int i = 0; i < 100; i++)
@@ -3321,8 +3303,8 @@ START_TEST(test_iteration_reports_metadata_but_not_the_value)
 	ck_assert_int_eq(g_item.file_backed, 1);
 	ck_assert_uint_eq(g_item.size, 40000);
 	ASSERT_VALUE_TEXT(&g_item.tag, "tag0");
-	ck_assert(g_item.expire_time > now_s() + 90);
-	ck_assert(g_item.store_time > now_s() - 60);
+	ck_assert(g_item.expire_time > tu_wall() + 90);
+	ck_assert(g_item.store_time > tu_wall() - 60);
 	memset(&g_item, 0x5a, sizeof(g_item));
 	ck_assert_int_eq(dc_iter_next(it, &g_buf, &g_item), 0);
 	ck_assert_int_eq(g_item.value.type, DC_TYPE_TEXT); /* type only */
@@ -3627,7 +3609,7 @@ START_TEST(test_expire_at_an_explicit_time_removes_due_keys)
 	uint64_t n = 0;
 
 	reopen(s, 1);
-	t0 = now_s();
+	t0 = tu_wall();
 	for (int i = 1; i <= 100; i++)
 		ck_assert_int_eq(put_x(dc_int(i), dc_int(i), i, NULL, 0), 0);
 	ck_assert_uint_eq(len_of(g_cache), 100);
@@ -3659,7 +3641,7 @@ START_TEST(test_expire_at_zero_uses_the_current_time)
 	ck_assert_int_eq(
 	    put_x(dc_int(150), dc_bytes(big, 40000), 1e-9, NULL, 0), 0);
 	ck_assert_int_eq(put_x(dc_int(151), dc_int(0), 3600, NULL, 0), 0);
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	ck_assert_int_eq(dc_cache_expire(g_cache, 0, 0, &n), 0);
 	ck_assert_uint_eq(n, 151);
 	ck_assert_uint_eq(len_of(g_cache), 1);
@@ -4227,7 +4209,7 @@ START_TEST(test_transaction_belongs_to_the_calling_thread)
 	ck_assert_int_eq(dc_cache_begin(g_cache, 0), 0);
 	ck_assert_int_eq(put(dc_int(1), dc_int(1)), 0);
 	ck_assert_int_eq(pthread_create(&th, NULL, txn_other_thread, &t), 0);
-	sleep_s(0.1);
+	tu_sleep(0.1);
 	/* The other thread waits for our commit. */
 	ck_assert_int_eq(has(dc_int(2)), DC_NOTFOUND);
 	ck_assert_int_eq(dc_cache_commit(g_cache), 0);
@@ -4335,7 +4317,7 @@ static void *retry_set(void *arg)
 
 	t->rc = dc_cache_set(t->cache, VP(dc_int(1)), VP(dc_int(1)),
 			     DC_NO_EXPIRE, NULL, DC_RETRY);
-	t->done = now_s();
+	t->done = tu_wall();
 	return NULL;
 }
 
@@ -4350,8 +4332,8 @@ START_TEST(test_retry_waits_out_a_foreign_lock)
 	t.cache = g_cache;
 	tu_lock_db(&l, g_db);
 	ck_assert_int_eq(pthread_create(&th, NULL, retry_set, &t), 0);
-	sleep_s(0.3);
-	released = now_s();
+	tu_sleep(0.3);
+	released = tu_wall();
 	tu_unlock_db(&l);
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ck_assert_int_eq(t.rc, 0);

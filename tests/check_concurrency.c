@@ -91,22 +91,6 @@ static dc_cache *open_cache(int shards, double timeout)
 	return c;
 }
 
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* A value whose every byte can be verified: @hdr repeated over @len
  * bytes.  Headers end in '#' and start with the key's name and '|'. */
 static void fill_value(char *buf, size_t len, const char *hdr)
@@ -1288,12 +1272,12 @@ static void reader_side_while_locked(dc_cache *r, int fanout)
 	ck_assert_uint_eq(cache_len(r), 3);
 	ck_assert_uint_eq(iter_count(r), 3);
 
-	t0 = now_mono();
+	t0 = tu_mono();
 	rc = dc_cache_set(r, &k, &v, DC_NO_EXPIRE, NULL, 0);
 	ck_assert_msg(rc == DC_TIMEOUT, "set: %s", dc_strerror(rc));
 	/* The busy timeout is honoured, and bounded (generously). */
-	ck_assert_msg(now_mono() - t0 >= 0.1 && now_mono() - t0 < 30,
-		      "set took %.3f s with a 0.2 s timeout", now_mono() - t0);
+	ck_assert_msg(tu_mono() - t0 >= 0.1 && tu_mono() - t0 < 30,
+		      "set took %.3f s with a 0.2 s timeout", tu_mono() - t0);
 	rc = dc_cache_add(r, &ctr, &v, DC_NO_EXPIRE, NULL, 0);
 	ck_assert_msg(rc == DC_TIMEOUT, "add: %s", dc_strerror(rc));
 	rc = dc_cache_delete(r, &k, 0);
@@ -1361,7 +1345,7 @@ START_TEST(test_readers_work_while_another_connection_holds_lock)
 
 	/* A retried write waits for the lock and then succeeds. */
 	ck_assert_int_eq(pthread_create(&th, NULL, retry_set_thread, &rs), 0);
-	sleep_ms(400);
+	tu_sleep(0.4);
 	ck_assert_msg(!__atomic_load_n(&rs.done, __ATOMIC_SEQ_CST),
 		      "a retried set finished while the lock was held (%s)",
 		      dc_strerror(rs.rc));
@@ -1445,7 +1429,7 @@ START_TEST(test_readers_work_while_python_holds_lock)
 	reader_side_while_locked(r, 0);
 
 	ck_assert_int_eq(pthread_create(&th, NULL, retry_set_thread, &rs), 0);
-	sleep_ms(400);
+	tu_sleep(0.4);
 	ck_assert(!__atomic_load_n(&rs.done, __ATOMIC_SEQ_CST));
 	ck_assert_int_eq(write(to_py[1], "\n", 1), 1);
 	pthread_join(th, NULL);

@@ -28,15 +28,7 @@ static void teardown(void)
 {
 	dc_deque_close(dq);
 	dq = NULL;
-	tu_rmtree(root);
-	free(root);
-	root = NULL;
-}
-
-static void init_item(struct dc_item *it)
-{
-	memset(it, 0, sizeof(*it));
-	it->fd = -1;
+	tu_rmdtemp(&root);
 }
 
 static void append_str(const char *s, int left)
@@ -61,7 +53,7 @@ static const char *contents_of(dc_deque *q)
 	ck_assert_int_eq(dc_deque_len(q, &n), 0);
 	ck_assert_uint_lt(n, sizeof(out));
 	for (uint64_t i = 0; i < n; i++) {
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_deque_get(q, (int64_t)i, &buf, &it), 0);
 		ck_assert_int_eq(it.value.type, DC_TYPE_TEXT);
 		ck_assert_uint_eq(it.value.len, 1);
@@ -125,7 +117,7 @@ static const char *int_contents(void)
 	out[0] = '\0';
 	ck_assert_int_eq(dc_deque_len(dq, &n), 0);
 	for (uint64_t i = 0; i < n; i++) {
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_deque_get(dq, (int64_t)i, &buf, &it), 0);
 		ck_assert_int_eq(it.value.type, DC_TYPE_INT);
 		off += (size_t)snprintf(out + off, sizeof(out) - off,
@@ -158,7 +150,7 @@ START_TEST(test_pop_order_and_empty)
 	struct dc_item it;
 	struct dc_value v;
 
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_pop(dq, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_deque_popleft(dq, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_deque_peek(dq, &buf, &it), DC_NOTFOUND);
@@ -172,7 +164,7 @@ START_TEST(test_pop_order_and_empty)
 	}
 	int64_t want[] = { -4, -3, -2, -1, 0, 0, 1, 2, 3, 4 };
 	for (int i = 0; i < 10; i++) {
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_deque_get(dq, i, &buf, &it), 0);
 		ck_assert_int_eq(it.value.type, DC_TYPE_INT);
 		ck_assert_int_eq(it.value.i, want[i]);
@@ -228,7 +220,7 @@ START_TEST(test_indexing)
 	struct dc_item it;
 	struct dc_value v = dc_text("Z");
 
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_get(dq, 0, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_deque_get(dq, -1, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_deque_set(dq, 0, &v), DC_NOTFOUND);
@@ -368,7 +360,7 @@ START_TEST(test_peek_large_twice)
 	v = dc_bytes(big, len);
 	ck_assert_int_eq(dc_deque_append(dq, &v), 0);
 	for (int i = 0; i < 2; i++) {
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(i ? dc_deque_peekleft(dq, &buf, &it)
 				   : dc_deque_peek(dq, &buf, &it),
 				 0);
@@ -422,8 +414,7 @@ START_TEST(test_sub_and_transaction)
 	ck_assert_uint_eq(n, 2);
 	dc_deque_close(sub);
 	dc_cache_close(fan);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmdtemp(&dir);
 }
 END_TEST
 
@@ -473,7 +464,7 @@ START_TEST(test_copy)
 	ck_assert_int_eq(dc_deque_copy(cp, &cp2), 0);
 	dc_deque_close(dq);
 	dq = NULL;
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_popleft(cp, &buf, &it), 0);
 	ck_assert_str_eq((const char *)it.value.data, "d");
 	dc_deque_close(cp);
@@ -667,7 +658,7 @@ START_TEST(test_vanished_keys_skipped)
 		{ -4, 'a' }, { -5, 0 },  { -6, 0 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		init_item(&it);
+		tu_item_init(&it);
 		int rc = dc_deque_get(dq, cases[i].index, &buf, &it);
 		if (!cases[i].want) {
 			ck_assert_msg(rc == DC_NOTFOUND, "d[%d]: %d",
@@ -723,7 +714,7 @@ START_TEST(test_doctests)
 		ck_assert_int_eq(dc_deque_appendleft(dq, &m), 0);
 	}
 	ck_assert_str_eq(int_contents(), "-4,-3,-2,-1,0,0,1,2,3,4");
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_pop(dq, &buf, &it), 0);
 	ck_assert_int_eq(it.value.i, 4);
 	ck_assert_int_eq(dc_deque_popleft(dq, &buf, &it), 0);
@@ -785,7 +776,7 @@ START_TEST(test_serializer_values_compared_as_read)
 	/* Stored compressed: a handle without the serializer sees fewer
 	 * bytes. */
 	ck_assert_int_eq(dc_deque_open(root, NULL, &raw), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_get(raw, 0, &buf, &it), 0);
 	ck_assert_int_eq(it.value.type, DC_TYPE_BYTES);
 	ck_assert_uint_lt(it.value.len, sizeof(big));
@@ -880,7 +871,7 @@ static void *stress_worker(void *arg)
 		}
 		if (i % 3 == 2)
 			continue;
-		init_item(&it);
+		tu_item_init(&it);
 		/* From the other end, so items pass between threads. */
 		rc = i % 2 ? dc_deque_pop(s->q, &buf, &it)
 			   : dc_deque_popleft(s->q, &buf, &it);
@@ -903,7 +894,6 @@ static void *stress_worker(void *arg)
 static void run_stress(int mode)
 {
 	struct stress s[ST_THREADS];
-	pthread_t th[ST_THREADS];
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	int *seen = calloc(ST_THREADS * ST_ITEMS, sizeof(int));
 	struct dc_buf buf = DC_BUF_INIT;
@@ -922,18 +912,14 @@ static void run_stress(int mode)
 		else if (mode)
 			ck_assert_int_eq(dc_deque_copy(dq, &s[t].q), 0);
 	}
-	for (int t = 0; t < ST_THREADS; t++)
-		ck_assert_int_eq(
-		    pthread_create(&th[t], NULL, stress_worker, &s[t]), 0);
-	for (int t = 0; t < ST_THREADS; t++)
-		pthread_join(th[t], NULL);
+	tu_run_threads(ST_THREADS, stress_worker, s, sizeof(s[0]));
 	for (int t = 0; t < ST_THREADS; t++) {
 		ck_assert_msg(!s[t].err[0], "thread %d: %s", t, s[t].err);
 		if (mode)
 			dc_deque_close(s[t].q);
 	}
 	for (;;) {
-		init_item(&it);
+		tu_item_init(&it);
 		rc = dc_deque_popleft(dq, &buf, &it);
 		if (rc)
 			break;
@@ -968,10 +954,8 @@ END_TEST
 Suite *deque_suite(void)
 {
 	Suite *s = suite_create("deque");
-	TCase *tc = tcase_create("deque");
+	TCase *tc = tu_tcase(s, "deque", setup, teardown, 60);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_eviction_policy_none);
 	tcase_add_test(tc, test_pop_order_and_empty);
 	tcase_add_test(tc, test_maxlen);
@@ -989,13 +973,9 @@ Suite *deque_suite(void)
 	tcase_add_test(tc, test_vanished_keys_skipped);
 	tcase_add_test(tc, test_doctests);
 	tcase_add_test(tc, test_serializer_values_compared_as_read);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("threads");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 120);
+	tc = tu_tcase(s, "threads", setup, teardown, 120);
 	tcase_add_test(tc, test_threads_one_handle);
 	tcase_add_test(tc, test_threads_own_handles);
-	suite_add_tcase(s, tc);
 	return s;
 }

@@ -93,24 +93,6 @@ static void teardown(void)
 /* Helpers                                                            */
 /* ------------------------------------------------------------------ */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static char *filled(size_t n, int c)
 {
 	char *p = malloc(n + 1);
@@ -833,7 +815,7 @@ START_TEST(test_fanout_expire_and_evict_cover_every_shard)
 	for (int i = 0; i < 100; i++)
 		ck_assert_int_eq(put_x(dc_int(i), dc_int(i), 1e-9, NULL), 0);
 	ck_assert_uint_eq(len_of(g_cache), 100);
-	sleep_s(0.01);
+	tu_sleep(0.01);
 	ck_assert_int_eq(
 	    dc_cache_setting_set(g_cache, "cull_limit", VP(dc_int(10))), 0);
 	ck_assert_int_eq(dc_cache_expire(g_cache, 0, 0, &n), 0);
@@ -854,7 +836,7 @@ END_TEST
 
 START_TEST(test_fanout_expire_at_an_explicit_time)
 {
-	double t0 = now_s();
+	double t0 = tu_wall();
 	uint64_t n = 0;
 
 	ck_assert_int_eq(
@@ -1124,7 +1106,7 @@ START_TEST(test_fanout_iteration_includes_expired_keys_until_expire)
 	    dc_cache_setting_set(g_cache, "cull_limit", VP(dc_int(0))), 0);
 	for (int i = 0; i < 100; i++)
 		ck_assert_int_eq(put_x(dc_int(i), dc_int(i), 1e-9, NULL), 0);
-	sleep_s(0.02);
+	tu_sleep(0.02);
 	ck_assert_uint_eq(iter_ints(0, got, 200), 100);
 	for (int i = 0; i < 100; i++)
 		seen[got[i]]++;
@@ -1230,7 +1212,7 @@ static void *incr_worker(void *arg)
 		if (dc_cache_incr(w->cache, VP(dc_bytes("key", 3)), 1, &zero,
 				  NULL, DC_RETRY) != 0)
 			w->errors++;
-		sleep_s(0.001);
+		tu_sleep(0.001);
 	}
 	return NULL;
 }
@@ -1276,10 +1258,10 @@ START_TEST(test_fanout_writes_to_a_locked_shard_time_out)
 	ck_assert_int_eq(put(dc_text("a"), dc_int(1)), 0);
 	ck_assert_int_eq(dc_cache_stats(g_cache, 1, 0, NULL, NULL), 0);
 	tu_lock_db(&l, db);
-	t0 = now_s();
+	t0 = tu_wall();
 	ck_assert_int_eq(put(dc_text("a"), dc_int(2)), DC_TIMEOUT);
 	/* The default shard timeout is 10 ms, not a minute. */
-	ck_assert(now_s() - t0 < 5);
+	ck_assert(tu_wall() - t0 < 5);
 	ck_assert_int_eq(dc_cache_add(g_cache, VP(dc_bytes("a", 1)),
 				      VP(dc_int(0)), DC_NO_EXPIRE, NULL, 0),
 			 DC_TIMEOUT);
@@ -1317,7 +1299,7 @@ static void *unlock_later(void *arg)
 {
 	struct unlocker *u = arg;
 
-	sleep_s(u->delay);
+	tu_sleep(u->delay);
 	tu_unlock_db(u->lock);
 	return NULL;
 }

@@ -27,15 +27,7 @@ static void teardown(void)
 {
 	dc_index_close(ix);
 	ix = NULL;
-	tu_rmtree(root);
-	free(root);
-	root = NULL;
-}
-
-static void init_item(struct dc_item *it)
-{
-	memset(it, 0, sizeof(*it));
-	it->fd = -1;
+	tu_rmdtemp(&root);
 }
 
 /* {'a': 0, 'b': 1, ... } for the first @n letters of "abcde". */
@@ -65,7 +57,7 @@ static const char *keys(unsigned flags)
 	ck_assert_int_eq(
 	    dc_iter_open(dc_index_cache(ix), flags, NULL, 0, &iter), 0);
 	for (;;) {
-		init_item(&it);
+		tu_item_init(&it);
 		ret = dc_iter_next(iter, &buf, &it);
 		if (ret == DC_NOTFOUND)
 			break;
@@ -80,14 +72,21 @@ static const char *keys(unsigned flags)
 	return out;
 }
 
+static void assert_len(uint64_t want)
+{
+	uint64_t n;
+
+	ck_assert_int_eq(dc_index_len(ix, &n), 0);
+	ck_assert_uint_eq(n, want);
+}
+
 START_TEST(test_get_set_delete)
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
 	struct dc_value k = dc_text("k"), v = dc_text("value"), w = dc_int(7);
-	uint64_t n;
 
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_get(ix, &k, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_index_set(ix, &k, &v), 0);
 	ck_assert_int_eq(dc_index_get(ix, &k, &buf, &it), 0);
@@ -96,12 +95,10 @@ START_TEST(test_get_set_delete)
 	ck_assert_int_eq(dc_index_set(ix, &k, &w), 0);
 	ck_assert_int_eq(dc_index_get(ix, &k, &buf, &it), 0);
 	ck_assert_int_eq(it.value.i, 7);
-	ck_assert_int_eq(dc_index_len(ix, &n), 0);
-	ck_assert_uint_eq(n, 1);
+	assert_len(1);
 	ck_assert_int_eq(dc_index_delete(ix, &k), 0);
 	ck_assert_int_eq(dc_index_delete(ix, &k), DC_NOTFOUND);
-	ck_assert_int_eq(dc_index_len(ix, &n), 0);
-	ck_assert_uint_eq(n, 0);
+	assert_len(0);
 	dc_buf_release(&buf);
 }
 END_TEST
@@ -118,7 +115,7 @@ START_TEST(test_pop)
 
 		k[0] = (char)('a' + i);
 		key = dc_text(k);
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_index_pop(ix, &key, &buf, &it), 0);
 		ck_assert_int_eq(it.value.type, DC_TYPE_INT);
 		ck_assert_int_eq(it.value.i, i);
@@ -133,9 +130,8 @@ START_TEST(test_popitem)
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
-	uint64_t n;
 
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_popitem(ix, 0, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_index_popitem(ix, DC_FIRST, &buf, &it),
 			 DC_NOTFOUND);
@@ -150,8 +146,7 @@ START_TEST(test_popitem)
 	ck_assert_int_eq(dc_index_popitem(ix, DC_FIRST, &buf, &it), 0);
 	ck_assert_str_eq((const char *)it.key.data, "a");
 	ck_assert_int_eq(it.value.i, 0);
-	ck_assert_int_eq(dc_index_len(ix, &n), 0);
-	ck_assert_uint_eq(n, 2);
+	assert_len(2);
 	ck_assert_str_eq(keys(0), "bc");
 	/* popitem on an empty index inside the caller's transaction leaves
 	 * the transaction (and what it wrote) alone. */
@@ -164,8 +159,7 @@ START_TEST(test_popitem)
 	ck_assert_int_eq(dc_index_popitem(ix, 0, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_index_set(ix, &k, &k), 0);
 	ck_assert_int_eq(dc_cache_commit(dc_index_cache(ix)), 0);
-	ck_assert_int_eq(dc_index_len(ix, &n), 0);
-	ck_assert_uint_eq(n, 1);
+	assert_len(1);
 	dc_buf_release(&buf);
 }
 END_TEST
@@ -176,7 +170,7 @@ START_TEST(test_setdefault)
 	struct dc_item it;
 	struct dc_value k = dc_text("a"), zero = dc_int(0), one = dc_int(1);
 
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_setdefault(ix, &k, &zero, &buf, &it), 0);
 	ck_assert_int_eq(it.value.type, DC_TYPE_INT);
 	ck_assert_int_eq(it.value.i, 0);
@@ -191,7 +185,6 @@ END_TEST
 START_TEST(test_order)
 {
 	struct dc_value k = dc_text("b"), v = dc_int(100);
-	uint64_t n;
 
 	fill(5);
 	ck_assert_str_eq(keys(0), "abcde");
@@ -203,8 +196,7 @@ START_TEST(test_order)
 	ck_assert_int_eq(dc_index_set(ix, &k, &v), 0);
 	ck_assert_str_eq(keys(0), "acdeb");
 	ck_assert_int_eq(dc_index_clear(ix), 0);
-	ck_assert_int_eq(dc_index_len(ix, &n), 0);
-	ck_assert_uint_eq(n, 0);
+	assert_len(0);
 	ck_assert_str_eq(keys(0), "");
 }
 END_TEST
@@ -236,8 +228,7 @@ START_TEST(test_sub_and_policy)
 	ck_assert_ptr_null(sub);
 	dc_cache_close(fan);
 	dc_buf_release(&buf);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmdtemp(&dir);
 }
 END_TEST
 
@@ -246,17 +237,15 @@ START_TEST(test_pop_default)
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
 	struct dc_value c = dc_text("c"), d = dc_text("d");
-	uint64_t n;
 
 	/* pop('c', default=3) -> 3: the C caller gets DC_NOTFOUND and uses
 	 * its default; pop('d') -> KeyError: the same DC_NOTFOUND.  Neither
 	 * changes anything. */
 	fill(2);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_pop(ix, &c, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_index_pop(ix, &d, &buf, &it), DC_NOTFOUND);
-	ck_assert_int_eq(dc_index_len(ix, &n), 0);
-	ck_assert_uint_eq(n, 2);
+	assert_len(2);
 	ck_assert_int_eq(dc_index_pop(ix, NULL, &buf, &it), DC_INVAL);
 	dc_buf_release(&buf);
 }
@@ -267,9 +256,8 @@ START_TEST(test_peekitem)
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
 	char k[2] = { 0, 0 };
-	uint64_t n;
 
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_peekitem(ix, 0, &buf, &it), DC_NOTFOUND);
 	ck_assert_int_eq(dc_index_peekitem(ix, DC_FIRST, &buf, &it),
 			 DC_NOTFOUND);
@@ -287,8 +275,7 @@ START_TEST(test_peekitem)
 	ck_assert_int_eq(dc_index_peekitem(ix, DC_FIRST, &buf, &it), 0);
 	ck_assert_str_eq((const char *)it.key.data, "x");
 	ck_assert_int_eq(it.value.i, 0);
-	ck_assert_int_eq(dc_index_len(ix, &n), 0);
-	ck_assert_uint_eq(n, 3);
+	assert_len(3);
 	ck_assert_int_eq(dc_index_peekitem(ix, DC_FRONT, &buf, &it), DC_INVAL);
 	ck_assert_int_eq(dc_index_peekitem(NULL, 0, &buf, &it), DC_INVAL);
 	dc_buf_release(&buf);
@@ -315,7 +302,7 @@ START_TEST(test_push_pull_peek)
 		ck_assert_int_eq(key.i, want[i]);
 	}
 	key = dc_int(500000000000001LL);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_get(ix, &key, &buf, &it), 0);
 	ck_assert_str_eq((const char *)it.value.data, "beans");
 	v = dc_text("dates");
@@ -382,7 +369,7 @@ START_TEST(test_second_handle_same_items)
 	ck_assert_int_eq(dc_index_open(root, NULL, &other), 0);
 	ck_assert_int_eq(dc_index_set(other, &d, &v), 0);
 	ck_assert_str_eq(keys(0), "abcd");
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_popitem(ix, 0, &buf, &it), 0);
 	ck_assert_str_eq((const char *)it.key.data, "d");
 	ck_assert_int_eq(dc_index_peekitem(other, 0, &buf, &it), 0);
@@ -439,7 +426,7 @@ static void *iq_worker(void *arg)
 		}
 		if (i % 3 == 2)
 			continue;
-		init_item(&it);
+		tu_item_init(&it);
 		/* From the other end, so items pass between threads. */
 		rc = dc_index_pull(q->ix, "jobs", i % 2 ? DC_BACK : 0, &buf,
 				   &it);
@@ -459,12 +446,10 @@ static void *iq_worker(void *arg)
 static void run_iq(int own)
 {
 	struct iq q[IQ_THREADS];
-	pthread_t th[IQ_THREADS];
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	int *seen = calloc(IQ_THREADS * IQ_ITEMS, sizeof(int));
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
-	uint64_t n;
 	int rc;
 
 	ck_assert_ptr_nonnull(seen);
@@ -478,11 +463,7 @@ static void run_iq(int own)
 			ck_assert_int_eq(dc_index_open(root, NULL, &q[t].ix),
 					 0);
 	}
-	for (int t = 0; t < IQ_THREADS; t++)
-		ck_assert_int_eq(pthread_create(&th[t], NULL, iq_worker, &q[t]),
-				 0);
-	for (int t = 0; t < IQ_THREADS; t++)
-		pthread_join(th[t], NULL);
+	tu_run_threads(IQ_THREADS, iq_worker, q, sizeof(q[0]));
 	for (int t = 0; t < IQ_THREADS; t++) {
 		ck_assert_msg(!q[t].err[0], "thread %d: %s", t, q[t].err);
 		if (own)
@@ -496,8 +477,7 @@ static void run_iq(int own)
 	for (int id = 0; id < IQ_THREADS * IQ_ITEMS; id++)
 		ck_assert_msg(seen[id] == 1, "item %d pulled %d times", id,
 			      seen[id]);
-	ck_assert_int_eq(dc_index_len(ix, &n), 0);
-	ck_assert_uint_eq(n, 0);
+	assert_len(0);
 	dc_buf_release(&buf);
 	free(seen);
 }
@@ -517,10 +497,8 @@ END_TEST
 Suite *index_suite(void)
 {
 	Suite *s = suite_create("index");
-	TCase *tc = tcase_create("index");
+	TCase *tc = tu_tcase(s, "index", setup, teardown, 60);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_get_set_delete);
 	tcase_add_test(tc, test_pop);
 	tcase_add_test(tc, test_popitem);
@@ -531,13 +509,9 @@ Suite *index_suite(void)
 	tcase_add_test(tc, test_peekitem);
 	tcase_add_test(tc, test_push_pull_peek);
 	tcase_add_test(tc, test_second_handle_same_items);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("threads");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 120);
+	tc = tu_tcase(s, "threads", setup, teardown, 120);
 	tcase_add_test(tc, test_threads_queue_one_handle);
 	tcase_add_test(tc, test_threads_queue_own_handles);
-	suite_add_tcase(s, tc);
 	return s;
 }

@@ -35,16 +35,7 @@ static void teardown(void)
 {
 	dc_cache_close(cache);
 	cache = NULL;
-	tu_rmtree(root);
-	free(root);
-	root = NULL;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
-
-	nanosleep(&ts, NULL);
+	tu_rmdtemp(&root);
 }
 
 /* The function under test: "<name>:<sum of int args>" as text, or its
@@ -71,7 +62,7 @@ static int fn(void *arg, const struct dc_value *args, size_t nargs,
 	if (!pthread_equal(pthread_self(), st->main))
 		atomic_fetch_add(&st->bg_calls, 1);
 	if (st->sleep > 0)
-		sleep_s(st->sleep);
+		tu_sleep(st->sleep);
 	for (size_t i = 0; i < nargs; i++)
 		if (args[i].type == DC_TYPE_INT)
 			sum += args[i].i;
@@ -128,18 +119,6 @@ static dc_memo *memo_new(struct fn_state *st, const char *name, unsigned flags,
 	o.expire = expire;
 	ck_assert_int_eq(dc_memo_new(cache, &o, fn, st, &m), 0);
 	return m;
-}
-
-static char *hex(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	char *s = malloc(2 * n + 1);
-
-	ck_assert_ptr_nonnull(s);
-	for (size_t i = 0; i < n; i++)
-		snprintf(s + 2 * i, 3, "%02x", b[i]);
-	s[2 * n] = 0;
-	return s;
 }
 
 static void assert_text(const struct dc_item *it, const char *want)
@@ -269,19 +248,19 @@ START_TEST(test_key_matches_python)
 	t = memo_new(&st, "f", DC_MEMO_TYPED, 0);
 	ck_assert_int_eq(dc_memo_key(m, args, 5, kw, 2, &buf, &key), 0);
 	ck_assert_int_eq(key.type, DC_TYPE_PICKLE);
-	h = hex(key.data, key.len);
+	h = tu_hex(key.data, key.len);
 	ck_assert_str_eq(h, key_untyped);
 	free(h);
 	ck_assert_int_eq(dc_memo_key(t, args, 5, kw, 2, &buf, &key), 0);
-	h = hex(key.data, key.len);
+	h = tu_hex(key.data, key.len);
 	ck_assert_str_eq(h, key_typed);
 	free(h);
 	ck_assert_int_eq(dc_memo_key(m, NULL, 0, NULL, 0, &buf, &key), 0);
-	h = hex(key.data, key.len);
+	h = tu_hex(key.data, key.len);
 	ck_assert_str_eq(h, key_noargs);
 	free(h);
 	ck_assert_int_eq(dc_memo_key(t, &e, 1, kw2, 2, &buf, &key), 0);
-	h = hex(key.data, key.len);
+	h = tu_hex(key.data, key.len);
 	ck_assert_str_eq(h, key_typed2);
 	free(h);
 	dc_memo_free(m);
@@ -381,7 +360,7 @@ START_TEST(test_expire_and_tag)
 	}
 	ck_assert_int_eq(dc_memo_call(m, &a, 1, NULL, 0, &buf, &it), 0);
 	ck_assert_int_eq(st.calls, 2);
-	sleep_s(0.5);
+	tu_sleep(0.5);
 	ck_assert_int_eq(dc_memo_call(m, &a, 1, NULL, 0, &buf, &it), 0);
 	ck_assert_int_eq(st.calls, 3);
 	dc_memo_free(m);
@@ -477,25 +456,19 @@ START_TEST(test_stampede_recomputes_early)
 	struct dc_item it, raw;
 	struct dc_value a = dc_int(5), key;
 	int ncalls = 0, misses_seen;
-	double start = (double)time(NULL), t;
-	struct timespec ts;
+	double t;
 	dc_memo *m;
 
 	state_init(&st, DC_TYPE_TEXT);
 	st.sleep = 0.02;
 	m = memo_new(&st, "st", DC_MEMO_STAMPEDE, 0.1);
-	(void)start;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	t = tu_mono();
 	for (;;) {
-		struct timespec now;
-
 		ck_assert_int_eq(dc_memo_call(m, &a, 1, NULL, 0, &buf, &it), 0);
 		assert_text(&it, "r5");
 		ncalls++;
-		sleep_s(0.002);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((double)now.tv_sec + now.tv_nsec / 1e9 - t > 1.0)
+		tu_sleep(0.002);
+		if (tu_mono() - t > 1.0)
 			break;
 	}
 	misses_seen = st.calls - st.bg_calls;
@@ -583,20 +556,16 @@ static void *worker_run(void *p)
 
 static void run_workers(dc_memo *m)
 {
-	pthread_t t[4];
 	struct worker w[4];
 
 	for (int i = 0; i < 4; i++) {
 		w[i].m = m;
 		w[i].id = i;
 		w[i].errors = 0;
-		ck_assert_int_eq(pthread_create(&t[i], NULL, worker_run, &w[i]),
-				 0);
 	}
-	for (int i = 0; i < 4; i++) {
-		pthread_join(t[i], NULL);
+	tu_run_threads(4, worker_run, w, sizeof(w[0]));
+	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(w[i].errors, 0);
-	}
 }
 
 START_TEST(test_threads_share_a_memo)
@@ -672,18 +641,15 @@ START_TEST(test_fanout_and_index)
 	ck_assert_int_eq(dc_index_len(idx, &n), 0);
 	ck_assert_uint_eq(n, 21);
 	dc_index_close(idx);
-	tu_rmtree(d);
-	free(d);
+	tu_rmdtemp(&d);
 }
 END_TEST
 
 Suite *memo_suite(void)
 {
 	Suite *s = suite_create("memo");
-	TCase *tc = tcase_create("core");
+	TCase *tc = tu_tcase(s, "core", setup, teardown, 60);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_miss_then_hit);
 	tcase_add_test(tc, test_result_types);
 	tcase_add_test(tc, test_key_matches_python);
@@ -697,6 +663,5 @@ Suite *memo_suite(void)
 	tcase_add_test(tc, test_stampede_free_joins);
 	tcase_add_test(tc, test_threads_share_a_memo);
 	tcase_add_test(tc, test_fanout_and_index);
-	suite_add_tcase(s, tc);
 	return s;
 }

@@ -221,18 +221,6 @@ static const struct {
 	  "79797979797979797979797979797979797979794b07862e" },
 };
 
-static char *hex(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	char *s = malloc(2 * n + 1);
-
-	ck_assert_ptr_nonnull(s);
-	for (size_t i = 0; i < n; i++)
-		snprintf(s + 2 * i, 3, "%02x", b[i]);
-	s[2 * n] = 0;
-	return s;
-}
-
 static size_t unhex(const char *h, unsigned char *out)
 {
 	size_t n = strlen(h) / 2;
@@ -266,7 +254,7 @@ static void assert_dumps(const struct dc_py *items, size_t n, int tuple,
 	ck_assert_int_eq(dc_pickle_dumps(items, n, tuple, proto, opt, &b), 0);
 	ck_assert_uint_ge(b.len, 3);
 	ck_assert_mem_eq(b.data, "pre", 3);
-	got = hex(b.data + 3, b.len - 3);
+	got = tu_hex(b.data + 3, b.len - 3);
 	ck_assert_str_eq(got, want);
 	free(got);
 	dc_buf_release(&b);
@@ -312,10 +300,10 @@ START_TEST(test_dumps_long_and_frames)
 			    dc_pickle_dumps(items, n, 1, 5, opt, &b), 0);
 			ck_assert_uint_eq(b.len,
 					  opt ? big[i].olen : big[i].len);
-			h = hex(b.data, 24);
+			h = tu_hex(b.data, 24);
 			ck_assert_str_eq(h, opt ? big[i].ohead : big[i].head);
 			free(h);
-			h = hex(b.data + b.len - 24, 24);
+			h = tu_hex(b.data + b.len - 24, 24);
 			ck_assert_str_eq(h, opt ? big[i].oend : big[i].end);
 			free(h);
 		}
@@ -471,15 +459,13 @@ END_TEST
 Suite *pickle_suite(void)
 {
 	Suite *s = suite_create("pickle");
-	TCase *tc = tcase_create("core");
+	TCase *tc = tu_tcase(s, "core", NULL, NULL, 60);
 
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_dumps_matches_cpython);
 	tcase_add_test(tc, test_dumps_long_and_frames);
 	tcase_add_test(tc, test_dumps_rejects);
 	tcase_add_test(tc, test_unpickle_round_trip);
 	tcase_add_test(tc, test_unpickle_old_protocols);
 	tcase_add_test(tc, test_unpickle_rejects);
-	suite_add_tcase(s, tc);
 	return s;
 }

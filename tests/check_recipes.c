@@ -64,9 +64,7 @@ static void teardown(void)
 {
 	dc_cache_close(cache);
 	cache = NULL;
-	tu_rmtree(root);
-	free(root);
-	root = NULL;
+	tu_rmdtemp(&root);
 }
 
 static struct dc_recipe recipe(dc_cache *c, const char *key)
@@ -79,39 +77,10 @@ static struct dc_recipe recipe(dc_cache *c, const char *key)
 	return r;
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 /* An atomic's value, for readable assertion messages. */
 static int ld(atomic_int *p)
 {
 	return atomic_load(p);
-}
-
-static void init_item(struct dc_item *it)
-{
-	memset(it, 0, sizeof(*it));
-	it->fd = -1;
 }
 
 /* The stored value of @key, which must exist, into @buf/@it. */
@@ -121,7 +90,7 @@ static void stored(dc_cache *c, const char *key, struct dc_buf *buf,
 	struct dc_value k = dc_text(key);
 	int rc;
 
-	init_item(it);
+	tu_item_init(it);
 	rc = dc_cache_get(c, &k, buf, it, 0);
 	ck_assert_msg(rc == 0, "get %s: %s", key, dc_strerror(rc));
 }
@@ -164,6 +133,17 @@ static size_t pk_frame(unsigned char *out, size_t body)
 	return 11;
 }
 
+/* The end from BININT1 n on, written at @p. */
+static size_t pk_int_end(unsigned char *out, size_t p, int n)
+{
+	out[p++] = 'K';
+	out[p++] = (unsigned char)n;
+	out[p++] = 0x86;
+	out[p++] = 0x94;
+	out[p++] = '.';
+	return p;
+}
+
 static size_t pk_str_int(unsigned char *out, const char *s, int n)
 {
 	size_t len = strlen(s), p;
@@ -174,12 +154,7 @@ static size_t pk_str_int(unsigned char *out, const char *s, int n)
 	memcpy(out + p, s, len);
 	p += len;
 	out[p++] = 0x94;
-	out[p++] = 'K';
-	out[p++] = (unsigned char)n;
-	out[p++] = 0x86;
-	out[p++] = 0x94;
-	out[p++] = '.';
-	return p;
+	return pk_int_end(out, p, n);
 }
 
 static size_t pk_float_int(unsigned char *out, double f, int n)
@@ -192,12 +167,7 @@ static size_t pk_float_int(unsigned char *out, double f, int n)
 	out[p++] = 'G';
 	for (int i = 7; i >= 0; i--)
 		out[p++] = (unsigned char)(bits >> (8 * i));
-	out[p++] = 'K';
-	out[p++] = (unsigned char)n;
-	out[p++] = 0x86;
-	out[p++] = 0x94;
-	out[p++] = '.';
-	return p;
+	return pk_int_end(out, p, n);
 }
 
 static const char *my_owner(void)
@@ -343,8 +313,7 @@ START_TEST(test_with_serializer)
 	ck_assert_int_eq(dc_throttle_init(&t, 3, 1), 0);
 	ck_assert_int_eq(dc_throttle_wait(&t, 3, 1), 0);
 	dc_cache_close(c);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmdtemp(&dir);
 }
 END_TEST
 
@@ -402,7 +371,7 @@ START_TEST(test_averager_expire_and_tag)
 	ck_assert_mem_eq(it.tag.data, "stats", 5);
 	ck_assert(it.expire_time > it.store_time + 0.2);
 	ck_assert(it.expire_time < it.store_time + 0.4);
-	sleep_ms(400);
+	tu_sleep(0.4);
 	ck_assert_int_eq(dc_averager_get(&r, &avg), DC_NOTFOUND);
 	/* An expired state is Python's default (0.0, 0). */
 	ck_assert_int_eq(dc_averager_add(&r, 3), 0);
@@ -468,8 +437,7 @@ START_TEST(test_lock_follows_pickle_protocol)
 	ck_assert_int_eq(dc_averager_get(&a, &avg), 0);
 	ck_assert(avg == 0.5);
 	dc_cache_close(c);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmdtemp(&dir);
 
 	/* Protocol 2: the lock's None is easy; tuples are not written. */
 	dir = tu_mkdtemp();
@@ -481,8 +449,7 @@ START_TEST(test_lock_follows_pickle_protocol)
 	ck_assert_int_eq(dc_averager_add(&a, 0.5), DC_INVAL);
 	ck_assert_int_eq(dc_averager_get(&a, &avg), DC_NOTFOUND);
 	dc_cache_close(c);
-	tu_rmtree(dir);
-	free(dir);
+	tu_rmdtemp(&dir);
 }
 END_TEST
 
@@ -499,7 +466,7 @@ struct waiter_arg {
 static void *waiter_thread(void *p)
 {
 	struct waiter_arg *a = p;
-	double t0 = mono();
+	double t0 = tu_mono();
 
 	if (a->kind == 0)
 		a->rc = dc_lock_acquire(&a->r, a->wait);
@@ -507,7 +474,7 @@ static void *waiter_thread(void *p)
 		a->rc = dc_rlock_acquire(&a->r, a->wait);
 	else
 		a->rc = dc_semaphore_acquire(&a->r, 3, a->wait);
-	a->elapsed = mono() - t0;
+	a->elapsed = tu_mono() - t0;
 	atomic_store(&a->done, 1);
 	if (a->rc == 0) {
 		if (a->kind == 0)
@@ -539,7 +506,7 @@ START_TEST(test_lock_blocks_second_thread)
 
 	ck_assert_int_eq(dc_lock_acquire(&r, FOREVER), 0);
 	start_waiter(&t, &a, &r, 0, FOREVER);
-	sleep_ms(150);
+	tu_sleep(0.15);
 	ck_assert_int_eq(ld(&a.done), 0);
 	ck_assert_int_eq(dc_lock_locked(&r), 0);
 	ck_assert_int_eq(dc_lock_release(&r), 0);
@@ -560,13 +527,13 @@ START_TEST(test_wait_timeouts)
 	double t0;
 
 	ck_assert_int_eq(dc_lock_acquire(&l, FOREVER), 0);
-	t0 = mono();
+	t0 = tu_mono();
 	ck_assert_int_eq(dc_lock_acquire(&l, 0.2), DC_EXISTS);
-	ck_assert(mono() - t0 >= 0.19);
-	ck_assert(mono() - t0 < 10);
-	t0 = mono();
+	ck_assert(tu_mono() - t0 >= 0.19);
+	ck_assert(tu_mono() - t0 < 10);
+	t0 = tu_mono();
 	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), DC_EXISTS);
-	ck_assert(mono() - t0 < 5);
+	ck_assert(tu_mono() - t0 < 5);
 
 	/* The RLock's owner is a thread: another thread times out. */
 	ck_assert_int_eq(dc_rlock_acquire(&rl, FOREVER), 0);
@@ -580,13 +547,13 @@ START_TEST(test_wait_timeouts)
 
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(dc_semaphore_acquire(&s, 3, FOREVER), 0);
-	t0 = mono();
+	t0 = tu_mono();
 	ck_assert_int_eq(dc_semaphore_acquire(&s, 3, 0.2), DC_EXISTS);
-	ck_assert(mono() - t0 >= 0.19);
+	ck_assert(tu_mono() - t0 >= 0.19);
 	ck_assert_int_eq(dc_semaphore_acquire(&s, 3, DC_WAIT_NONE), DC_EXISTS);
 	/* A timed wait that ends in time. */
 	start_waiter(&t, &a, &s, 2, 5.0);
-	sleep_ms(100);
+	tu_sleep(0.1);
 	ck_assert_int_eq(dc_semaphore_release(&s, 3), 0);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(a.rc, 0);
@@ -611,11 +578,11 @@ START_TEST(test_lock_expire)
 	ck_assert(!isnan(it.expire_time));
 	ck_assert_int_eq(dc_lock_locked(&r), 0);
 	/* A held lock expires: the next acquirer takes it, not before. */
-	t0 = mono();
+	t0 = tu_mono();
 	ck_assert_int_eq(dc_lock_acquire(&r, 10.0), 0);
-	ck_assert(wall() >= it.expire_time);
-	ck_assert(mono() - t0 < 10);
-	sleep_ms(400);
+	ck_assert(tu_wall() >= it.expire_time);
+	ck_assert(tu_mono() - t0 < 10);
+	tu_sleep(0.4);
 	ck_assert_int_eq(dc_lock_locked(&r), DC_NOTFOUND);
 	ck_assert_int_eq(dc_lock_release(&r), DC_NOTHELD);
 	dc_buf_release(&buf);
@@ -678,10 +645,10 @@ START_TEST(test_rlock_other_thread_waits)
 	ck_assert_int_eq(dc_rlock_acquire(&r, FOREVER), 0);
 	ck_assert_int_eq(dc_rlock_acquire(&r, FOREVER), 0);
 	start_waiter(&t, &a, &r, 1, FOREVER);
-	sleep_ms(100);
+	tu_sleep(0.1);
 	ck_assert_int_eq(ld(&a.done), 0);
 	ck_assert_int_eq(dc_rlock_release(&r), 0);
-	sleep_ms(100);
+	tu_sleep(0.1);
 	ck_assert_int_eq(ld(&a.done), 0);
 	ck_assert_int_eq(dc_rlock_release(&r), 0);
 	pthread_join(t, NULL);
@@ -801,7 +768,7 @@ START_TEST(test_semaphore_bounded_three)
 	ck_assert_int_eq(dc_semaphore_acquire(&r, 3, FOREVER), 0);
 	ck_assert_int_eq(stored_int(cache, "sem"), 0);
 	start_waiter(&t, &a, &r, 2, FOREVER);
-	sleep_ms(150);
+	tu_sleep(0.15);
 	ck_assert_int_eq(ld(&a.done), 0);
 	ck_assert_int_eq(dc_semaphore_release(&r, 3), 0);
 	pthread_join(t, NULL);
@@ -866,8 +833,8 @@ START_TEST(test_throttle_two_per_second)
 	int count = 0;
 
 	ck_assert_int_eq(dc_throttle_init(&r, 2, 1), 0);
-	start = mono();
-	while (mono() - start <= 2) {
+	start = tu_mono();
+	while (tu_mono() - start <= 2) {
 		ck_assert_int_eq(dc_throttle_wait(&r, 2, 1), 0);
 		count++;
 	}
@@ -876,42 +843,43 @@ START_TEST(test_throttle_two_per_second)
 }
 END_TEST
 
-START_TEST(test_throttle_stores_python_tuples)
+/* The stored throttle state (time, tally) of "thr": a float time, then
+ * the tally as a one-byte int of value @tally (@op 'K') or as a float
+ * (@op 'G'), with a tag of type @tag. */
+static void assert_throttle_state(int op, int tally, enum dc_type tag)
 {
-	struct dc_recipe r = recipe(cache, "thr");
-	struct dc_value tag = dc_text("t");
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
 	const unsigned char *p;
 
+	stored(cache, "thr", &buf, &it);
+	ck_assert_int_eq(it.value.type, DC_TYPE_PICKLE);
+	ck_assert_uint_eq(it.value.len, op == 'K' ? 25 : 32);
+	p = it.value.data;
+	ck_assert_int_eq(p[11], 'G');
+	ck_assert_int_eq(p[20], op);
+	if (op == 'K')
+		ck_assert_int_eq(p[21], tally);
+	ck_assert_int_eq(it.tag.type, tag);
+	dc_buf_release(&buf);
+}
+
+START_TEST(test_throttle_stores_python_tuples)
+{
+	struct dc_recipe r = recipe(cache, "thr");
+	struct dc_value tag = dc_text("t");
+
 	r.tag = &tag;
 	ck_assert_int_eq(dc_throttle_init(&r, 2, 1), 0);
 	/* (now: float, 2: int) with the tag. */
-	stored(cache, "thr", &buf, &it);
-	ck_assert_int_eq(it.value.type, DC_TYPE_PICKLE);
-	ck_assert_uint_eq(it.value.len, 25);
-	p = it.value.data;
-	ck_assert_int_eq(p[11], 'G');
-	ck_assert_int_eq(p[20], 'K');
-	ck_assert_int_eq(p[21], 2);
-	ck_assert_int_eq(it.tag.type, DC_TYPE_TEXT);
+	assert_throttle_state('K', 2, DC_TYPE_TEXT);
 	/* A full tally: stores (now, count - 1) as an int, without a tag
 	 * (Python's wrapper passes expire only). */
 	ck_assert_int_eq(dc_throttle_wait(&r, 2, 1), 0);
-	stored(cache, "thr", &buf, &it);
-	p = it.value.data;
-	ck_assert_uint_eq(it.value.len, 25);
-	ck_assert_int_eq(p[20], 'K');
-	ck_assert_int_eq(p[21], 1);
-	ck_assert_int_eq(it.tag.type, DC_TYPE_NONE);
+	assert_throttle_state('K', 1, DC_TYPE_NONE);
 	/* Then a fractional tally: (now, tally - 1) as a float. */
 	ck_assert_int_eq(dc_throttle_wait(&r, 2, 1), 0);
-	stored(cache, "thr", &buf, &it);
-	p = it.value.data;
-	ck_assert_uint_eq(it.value.len, 32);
-	ck_assert_int_eq(p[11], 'G');
-	ck_assert_int_eq(p[20], 'G');
-	dc_buf_release(&buf);
+	assert_throttle_state('G', 0, DC_TYPE_NONE);
 }
 END_TEST
 
@@ -996,7 +964,7 @@ static int barrier_body(void *p)
 	struct shared *sh = p;
 
 	enter(sh, 1);
-	sleep_ms(20);
+	tu_sleep(0.02);
 	atomic_fetch_add(&sh->calls, 1);
 	leave(sh);
 	return 0;
@@ -1037,13 +1005,8 @@ START_TEST(test_barrier_serializes_two_threads)
 	for (int k = 0; k < 3; k++) {
 		struct shared *sh = shared_new();
 		struct barrier_arg a = { recipe(cache, keys[k]), kinds[k], sh };
-		pthread_t t[2];
 
-		for (int i = 0; i < 2; i++)
-			ck_assert_int_eq(
-			    pthread_create(&t[i], NULL, barrier_thread, &a), 0);
-		for (int i = 0; i < 2; i++)
-			pthread_join(t[i], NULL);
+		tu_run_threads(2, barrier_thread, &a, 0);
 		ck_assert_int_eq(ld(&sh->errors), 0);
 		ck_assert_int_eq(ld(&sh->violations), 0);
 		ck_assert_int_eq(ld(&sh->max_inside), 1);
@@ -1222,7 +1185,7 @@ static int bump_counter(dc_cache *c)
 	int64_t n = 0;
 	int rc;
 
-	init_item(&it);
+	tu_item_init(&it);
 	rc = dc_cache_get(c, &k, NULL, &it, DC_NOVALUE);
 	if (rc == 0 && it.value.type == DC_TYPE_INT)
 		n = it.value.i;
@@ -1239,9 +1202,9 @@ static void work(dc_cache *c, const struct job *j)
 	int rc = 0;
 
 	if (j->kind == K_THROTTLE) {
-		double start = mono();
+		double start = tu_mono();
 
-		while (mono() - start <= 1.0) {
+		while (tu_mono() - start <= 1.0) {
 			rc = dc_throttle_wait(&r, 10, 1);
 			if (rc)
 				break;
@@ -1338,7 +1301,7 @@ static void stress_mutex(int procs, enum kind kind)
 	ck_assert_int_eq(ld(&sh->violations), 0);
 	ck_assert_int_eq(ld(&sh->max_inside), 1);
 	ck_assert_int_eq(ld(&sh->calls), n * iters);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(cache, &k, NULL, &it, DC_NOVALUE), 0);
 	ck_assert_int_eq(it.value.i, n * iters);
 	shared_free(sh);
@@ -1479,12 +1442,10 @@ END_TEST
 Suite *recipes_suite(void)
 {
 	Suite *s = suite_create("recipes");
-	TCase *tc = tcase_create("recipes");
-	TCase *st = tcase_create("recipes-stress");
-	TCase *fo = tcase_create("recipes-fanout");
+	TCase *tc = tu_tcase(s, "recipes", setup, teardown, 60);
+	TCase *st = tu_tcase(s, "recipes-stress", setup, teardown, 120);
+	TCase *fo = tu_tcase(s, "recipes-fanout", setup_fanout, teardown, 120);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_averager_numbers);
 	tcase_add_test(tc, test_averager_stores_python_tuple);
 	tcase_add_test(tc, test_averager_reads_int_total);
@@ -1511,11 +1472,8 @@ Suite *recipes_suite(void)
 	tcase_add_test(tc, test_inside_caller_transaction);
 	tcase_add_test(tc, test_reads_older_protocols);
 	tcase_add_test(tc, test_with_serializer);
-	suite_add_tcase(s, tc);
 
 	/* Loop index _i: 0 threads, 1 processes. */
-	tcase_add_checked_fixture(st, setup, teardown);
-	tcase_set_timeout(st, 120);
 	tcase_add_test(st, test_stress_lock_threads);
 	tcase_add_test(st, test_stress_lock_processes);
 	tcase_add_test(st, test_stress_rlock_threads);
@@ -1524,16 +1482,12 @@ Suite *recipes_suite(void)
 	tcase_add_loop_test(st, test_stress_semaphore_two_holders, 0, 2);
 	tcase_add_loop_test(st, test_stress_averager, 0, 2);
 	tcase_add_loop_test(st, test_stress_throttle, 0, 2);
-	suite_add_tcase(s, st);
 
 	/* The same on a FanoutCache, whose transactions lock every shard. */
-	tcase_add_checked_fixture(fo, setup_fanout, teardown);
-	tcase_set_timeout(fo, 120);
 	tcase_add_test(fo, test_fanout_recipes);
 	tcase_add_test(fo, test_stress_lock_threads);
 	tcase_add_test(fo, test_stress_rlock_processes);
 	tcase_add_loop_test(fo, test_stress_semaphore_two_holders, 0, 2);
 	tcase_add_loop_test(fo, test_stress_averager, 0, 2);
-	suite_add_tcase(s, fo);
 	return s;
 }

@@ -29,15 +29,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	tu_rmtree(root);
-	free(root);
-	root = NULL;
-}
-
-static void init_item(struct dc_item *it)
-{
-	memset(it, 0, sizeof(*it));
-	it->fd = -1;
+	tu_rmdtemp(&root);
 }
 
 static dc_cache *open_with(const char *dir, const struct dc_serializer *ser,
@@ -126,7 +118,7 @@ static void assert_get(dc_cache *c, const struct dc_value *key,
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
 
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, key, &buf, &it, 0), 0);
 	assert_value_eq(&it.value, want);
 	if (tag) {
@@ -145,7 +137,7 @@ static void get_raw(const char *dir, const struct dc_value *key,
 {
 	dc_cache *raw = open_with(dir, NULL, 0);
 
-	init_item(it);
+	tu_item_init(it);
 	ck_assert_int_eq(dc_cache_get(raw, key, buf, it, 0), 0);
 	dc_cache_close(raw);
 }
@@ -229,17 +221,17 @@ START_TEST(test_zlib_round_trip_all_types)
 	{
 		struct dc_value k6 = dc_int(6), k7 = dc_int(7), k3 = dc_int(3);
 
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_cache_get(c, &k6, &buf, &it, 0), 0);
 		ck_assert_int_eq(it.file_backed, 1);
 		/* size describes the stored (compressed) value. */
 		ck_assert_uint_gt(it.size, 100000);
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_cache_get(c, &k7, &buf, &it, 0), 0);
 		ck_assert_int_eq(it.file_backed, 0);
 		ck_assert_uint_eq(it.value.len, 1 << 20);
 		ck_assert_uint_lt(it.size, 32768);
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_cache_get(c, &k3, &buf, &it, 0), 0);
 		ck_assert_int_eq(it.file_backed, 1);
 	}
@@ -323,7 +315,7 @@ START_TEST(test_zlib_garbage_is_corrupt)
 			ck_assert_int_eq(dc_cache_set(raw, &key, &bad[i],
 						      DC_NO_EXPIRE, NULL, 0),
 					 0);
-			init_item(&it);
+			tu_item_init(&it);
 			ck_assert_int_eq(dc_cache_get(c, &key, &buf, &it, 0),
 					 DC_CORRUPT);
 		}
@@ -331,7 +323,7 @@ START_TEST(test_zlib_garbage_is_corrupt)
 	z[zl - 1] ^= 0x55; /* wrong adler32 */
 	v = dc_bytes(z, zl);
 	ck_assert_int_eq(dc_cache_set(raw, &key, &v, DC_NO_EXPIRE, NULL, 0), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &key, &buf, &it, 0), DC_CORRUPT);
 	z[zl - 1] ^= 0x55;
 
@@ -364,7 +356,7 @@ START_TEST(test_zlib_garbage_is_corrupt)
 		}
 		ck_assert_int_eq(
 		    dc_cache_set(raw, &key, &v, DC_NO_EXPIRE, NULL, 0), 0);
-		init_item(&it);
+		tu_item_init(&it);
 		rc = dc_cache_get(c, &key, &buf, &it, 0);
 		ck_assert_msg(rc == 0 || rc == DC_CORRUPT, "round %d: %d", i,
 			      rc);
@@ -373,7 +365,7 @@ START_TEST(test_zlib_garbage_is_corrupt)
 	/* A DC_CORRUPT pop still removes the item, as Python's does. */
 	v = dc_bytes("garbage", 7);
 	ck_assert_int_eq(dc_cache_set(raw, &key, &v, DC_NO_EXPIRE, NULL, 0), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_pop(c, &key, &buf, &it, 0), DC_CORRUPT);
 	ck_assert_int_eq(dc_cache_contains(raw, &key), DC_NOTFOUND);
 
@@ -397,7 +389,7 @@ START_TEST(test_zlib_high_ratio)
 
 	ck_assert_ptr_nonnull(zeros);
 	ck_assert_int_eq(dc_cache_set(c, &key, &v, DC_NO_EXPIRE, NULL, 0), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &key, &buf, &it, 0), 0);
 	ck_assert_uint_lt(it.size, 100000); /* stored inline */
 	ck_assert_uint_eq(it.value.len, n);
@@ -483,7 +475,7 @@ START_TEST(test_custom_changes_type)
 	get_raw(root, &key, &buf, &it);
 	assert_value_eq(&it.value, &want);
 	/* Iteration and DC_NOVALUE report what is stored, without fetch. */
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &key, NULL, &it, DC_NOVALUE), 0);
 	ck_assert_int_eq(it.value.type, DC_TYPE_TEXT);
 	ck_assert_int_eq(cnt.fetches, 1);
@@ -492,7 +484,7 @@ START_TEST(test_custom_changes_type)
 	/* An error of fetch is the read's. */
 	v = dc_text("failing");
 	ck_assert_int_eq(dc_cache_set(c, &key, &v, DC_NO_EXPIRE, NULL, 0), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &key, &buf, &it, 0), EIO);
 	ck_assert_int_eq(it.fd, -1);
 	dc_buf_release(&buf);
@@ -633,7 +625,7 @@ START_TEST(test_fetch_placement_keeps_tag_and_key)
 		ck_assert_int_eq(
 		    dc_cache_set(c, &bigk, &bigv, DC_NO_EXPIRE, NULL, 0), 0);
 		/* Fill the buffer with something large first. */
-		init_item(&it);
+		tu_item_init(&it);
 		if (mode != 1) {
 			ck_assert_int_eq(dc_cache_get(c, &bigk, &buf, &it, 0),
 					 0);
@@ -644,7 +636,7 @@ START_TEST(test_fetch_placement_keeps_tag_and_key)
 		    dc_cache_set(c, &key, &val, DC_NO_EXPIRE, &tag, 0), 0);
 
 		/* get: item->key is the caller's and stays untouched. */
-		init_item(&it);
+		tu_item_init(&it);
 		it.key = dc_text("sentinel");
 		ck_assert_int_eq(dc_cache_get(c, &key, &buf, &it, 0), 0);
 		assert_value_eq(&it.value, &val);
@@ -652,7 +644,7 @@ START_TEST(test_fetch_placement_keeps_tag_and_key)
 		ck_assert_str_eq(it.key.data, "sentinel");
 
 		/* peekitem: key, tag and value all in @buf. */
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_cache_peekitem(c, &buf, &it, 0), 0);
 		assert_value_eq(&it.value, &val);
 		assert_value_eq(&it.tag, &tag);
@@ -665,13 +657,13 @@ START_TEST(test_fetch_placement_keeps_tag_and_key)
 		ck_assert_int_eq(dc_cache_push(c, &val, "q", DC_NO_EXPIRE, &tag,
 					       0, NULL, NULL),
 				 0);
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_cache_peek(c, "q", &buf, &it, 0), 0);
 		assert_value_eq(&it.value, &val);
 		assert_value_eq(&it.tag, &tag);
 		ck_assert_int_eq(it.key.type, DC_TYPE_TEXT);
 		ck_assert_str_eq(it.key.data, "q-500000000000000");
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_cache_pull(c, "q", &buf, &it, 0), 0);
 		assert_value_eq(&it.value, &val);
 		assert_value_eq(&it.tag, &tag);
@@ -680,14 +672,14 @@ START_TEST(test_fetch_placement_keeps_tag_and_key)
 		/* pop */
 		ck_assert_int_eq(
 		    dc_cache_set(c, &key, &val, DC_NO_EXPIRE, &tag, 0), 0);
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_cache_pop(c, &key, &buf, &it, 0), 0);
 		assert_value_eq(&it.value, &val);
 		assert_value_eq(&it.tag, &tag);
 		/* In place, a part of the file-backed value. */
 		ck_assert_int_eq(
 		    dc_cache_set(c, &bigk, &bigv, DC_NO_EXPIRE, &tag, 0), 0);
-		init_item(&it);
+		tu_item_init(&it);
 		if (mode == 1) {
 			ck_assert_int_eq(dc_cache_get(c, &bigk, &buf, &it, 0),
 					 E2BIG);
@@ -703,7 +695,7 @@ START_TEST(test_fetch_placement_keeps_tag_and_key)
 	/* A fetched value of no valid type is refused. */
 	w.mode = 3;
 	ck_assert_int_eq(dc_cache_set(c, &key, &val, DC_NO_EXPIRE, NULL, 0), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &key, &buf, &it, 0), DC_INVAL);
 	dc_buf_release(&buf);
 	free(big);
@@ -750,7 +742,7 @@ START_TEST(test_fd_novalue_set_fd_bypass)
 	z = zcompress(rnd, 60000, 6, &zl);
 	v = dc_bytes(rnd, 60000);
 	ck_assert_int_eq(dc_cache_set(c, &key, &v, DC_NO_EXPIRE, NULL, 0), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &key, &buf, &it, DC_FD), 0);
 	ck_assert_int_ge(it.fd, 0);
 	ck_assert_int_eq(it.value.type, DC_TYPE_BYTES);
@@ -761,7 +753,7 @@ START_TEST(test_fd_novalue_set_fd_bypass)
 	close(it.fd);
 	free(back);
 
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &key, NULL, &it, DC_NOVALUE), 0);
 	ck_assert_int_eq(it.value.type, DC_TYPE_BYTES);
 	ck_assert_ptr_null(it.value.data);
@@ -770,13 +762,13 @@ START_TEST(test_fd_novalue_set_fd_bypass)
 	/* An inline value with DC_FD is returned as usual: fetched. */
 	v = dc_bytes("short", 5);
 	ck_assert_int_eq(dc_cache_set(c, &small, &v, DC_NO_EXPIRE, NULL, 0), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &small, &buf, &it, DC_FD), 0);
 	ck_assert_int_eq(it.fd, -1);
 	assert_value_eq(&it.value, &v);
 
 	/* pop with DC_FD: the descriptor reads the compressed file. */
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_pop(c, &key, &buf, &it, DC_FD), 0);
 	ck_assert_int_ge(it.fd, 0);
 	close(it.fd);
@@ -789,7 +781,7 @@ START_TEST(test_fd_novalue_set_fd_bypass)
 	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
 	ck_assert_int_eq(dc_cache_set_fd(c, &key, fd, DC_NO_EXPIRE, NULL, 0),
 			 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_get(c, &key, &buf, &it, 0), DC_CORRUPT);
 	/* ... unless they are zlib already: set_file adopts them as is. */
 	ck_assert_int_eq(ftruncate(fd, 0), 0);
@@ -838,7 +830,7 @@ START_TEST(test_fanout_and_sub_inherit)
 		assert_get(c, &key, &v, NULL);
 	}
 	key = dc_text("key7");
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_cache_pop(c, &key, &buf, &it, 0), 0);
 	assert_value_eq(&it.value, &v);
 	/* A raw FanoutCache handle sees zlib bytes. */
@@ -905,10 +897,10 @@ START_TEST(test_deque_with_serializer)
 	ck_assert_int_eq(dc_deque_appendleft(d, &n), 0);
 	ck_assert_int_eq(dc_deque_append(d, &a), 0);
 	/* [5, a, b, a] */
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_get(d, 2, &buf, &it), 0);
 	assert_value_eq(&it.value, &b);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_peekleft(d, &buf, &it), 0);
 	assert_value_eq(&it.value, &n);
 	ck_assert_int_eq(dc_deque_count(d, &a, &cnt), 0);
@@ -916,10 +908,10 @@ START_TEST(test_deque_with_serializer)
 	ck_assert_int_eq(dc_deque_remove(d, &b), 0);
 	ck_assert_int_eq(dc_deque_rotate(d, 1), 0);
 	/* [a, 5, a] */
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_popleft(d, &buf, &it), 0);
 	assert_value_eq(&it.value, &a);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_pop(d, &buf, &it), 0);
 	assert_value_eq(&it.value, &a);
 	/* What the raw cache holds at the front key: zlib of b. */
@@ -930,7 +922,7 @@ START_TEST(test_deque_with_serializer)
 		unsigned char *z = zcompress(txt, 50000, -1, &zl);
 		struct dc_value want = dc_bytes(z, zl);
 
-		init_item(&it);
+		tu_item_init(&it);
 		ck_assert_int_eq(dc_cache_peek(raw, NULL, &buf, &it, 0), 0);
 		assert_value_eq(&it.value, &want);
 		dc_cache_close(raw);
@@ -942,7 +934,7 @@ START_TEST(test_deque_with_serializer)
 	parent = open_with(tu_path(root, "fan"), dc_serializer_zlib(9), 2);
 	ck_assert_int_eq(dc_deque_open_sub(parent, "jobs", NULL, &sd), 0);
 	ck_assert_int_eq(dc_deque_append(sd, &b), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_deque_peek(sd, &buf, &it), 0);
 	assert_value_eq(&it.value, &b);
 	ck_assert_uint_lt(it.size, 50000);
@@ -969,35 +961,35 @@ START_TEST(test_index_with_serializer)
 	ck_assert_int_eq(dc_index_open(root, &o, &ix), 0);
 	ck_assert_int_eq(dc_index_set(ix, &k1, &v1), 0);
 	ck_assert_int_eq(dc_index_set(ix, &k2, &v2), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_get(ix, &k1, &buf, &it), 0);
 	assert_value_eq(&it.value, &v1);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_setdefault(ix, &k3, &dflt, &buf, &it), 0);
 	assert_value_eq(&it.value, &dflt);
 	/* peekitem and popitem read the key back from @buf after fetch:
 	 * popitem deletes by it. */
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_peekitem(ix, DC_FIRST, &buf, &it), 0);
 	assert_value_eq(&it.key, &k1);
 	assert_value_eq(&it.value, &v1);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_popitem(ix, DC_FIRST, &buf, &it), 0);
 	assert_value_eq(&it.key, &k1);
 	assert_value_eq(&it.value, &v1);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_popitem(ix, DC_FIRST, &buf, &it), 0);
 	assert_value_eq(&it.key, &k2);
 	assert_value_eq(&it.value, &v2);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_pop(ix, &k3, &buf, &it), 0);
 	assert_value_eq(&it.value, &dflt);
 	/* push / pull through the Index. */
 	ck_assert_int_eq(dc_index_push(ix, &v1, "p", DC_BACK, NULL, NULL), 0);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_peek(ix, "p", DC_FRONT, &buf, &it), 0);
 	assert_value_eq(&it.value, &v1);
-	init_item(&it);
+	tu_item_init(&it);
 	ck_assert_int_eq(dc_index_pull(ix, "p", DC_FRONT, &buf, &it), 0);
 	assert_value_eq(&it.value, &v1);
 	ck_assert_str_eq(it.key.data, "p-500000000000000");
@@ -1048,8 +1040,7 @@ static void *work(void *arg)
 			w->failures++;
 			continue;
 		}
-		memset(&it, 0, sizeof(it));
-		it.fd = -1;
+		tu_item_init(&it);
 		if (dc_cache_get(w->c, &key, &buf, &it, DC_RETRY) ||
 		    it.value.type != v.type ||
 		    (v.type == DC_TYPE_INT
@@ -1073,20 +1064,16 @@ START_TEST(test_threads)
 	for (size_t s = 0; s < 2; s++) {
 		dc_cache *c =
 		    open_with(tu_path(root, s ? "b" : "a"), sers[s], s ? 0 : 3);
-		pthread_t th[4];
 		struct worker w[4];
 
 		for (int i = 0; i < 4; i++) {
 			w[i].c = c;
 			w[i].id = i;
 			w[i].failures = 0;
-			ck_assert_int_eq(
-			    pthread_create(&th[i], NULL, work, &w[i]), 0);
 		}
-		for (int i = 0; i < 4; i++) {
-			pthread_join(th[i], NULL);
+		tu_run_threads(4, work, w, sizeof(w[0]));
+		for (int i = 0; i < 4; i++)
 			ck_assert_int_eq(w[i].failures, 0);
-		}
 		dc_cache_close(c);
 	}
 	ck_assert_int_eq(cnt.stores, 600);
@@ -1097,10 +1084,8 @@ END_TEST
 Suite *serializer_suite(void)
 {
 	Suite *s = suite_create("serializer");
-	TCase *tc = tcase_create("serializer");
+	TCase *tc = tu_tcase(s, "serializer", setup, teardown, 120);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_zlib_levels);
 	tcase_add_test(tc, test_zlib_round_trip_all_types);
 	tcase_add_test(tc, test_zlib_stores_compress2_bytes);
@@ -1115,6 +1100,5 @@ Suite *serializer_suite(void)
 	tcase_add_test(tc, test_deque_with_serializer);
 	tcase_add_test(tc, test_index_with_serializer);
 	tcase_add_test(tc, test_threads);
-	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,16 +5,19 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Every directory tu_mkdtemp() makes is also written to a log that the
@@ -101,6 +104,13 @@ void tu_rmtree(const char *path)
 	/* Make everything writable first: tests chmod directories. */
 	tu_run("chmod -R u+rwx '%s' 2>/dev/null", path);
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void tu_rmdtemp(char **dir)
+{
+	tu_rmtree(*dir);
+	free(*dir);
+	*dir = NULL;
 }
 
 const char *tu_path(const char *dir, const char *rel)
@@ -226,4 +236,78 @@ uint64_t tu_check(dc_cache *c, int fix, struct tu_warnings *w)
 	ck_assert_int_eq(dc_cache_check(c, fix, 0, count_warning, w, &n), 0);
 	ck_assert_uint_eq(n, w->total);
 	return n;
+}
+
+void tu_item_init(struct dc_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->fd = -1;
+}
+
+char *tu_hex(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	char *s = malloc(2 * n + 1);
+
+	ck_assert_ptr_nonnull(s);
+	for (size_t i = 0; i < n; i++)
+		snprintf(s + 2 * i, 3, "%02x", b[i]);
+	s[2 * n] = 0;
+	return s;
+}
+
+static double clock_seconds(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double tu_wall(void)
+{
+	return clock_seconds(CLOCK_REALTIME);
+}
+
+double tu_mono(void)
+{
+	return clock_seconds(CLOCK_MONOTONIC);
+}
+
+void tu_sleep(double secs)
+{
+	struct timespec ts;
+
+	if (!(secs > 0))
+		return;
+	ts.tv_sec = (time_t)secs;
+	ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+void tu_run_threads(int n, void *(*fn)(void *), void *args, size_t size)
+{
+	pthread_t *th = calloc((size_t)n, sizeof(*th));
+
+	ck_assert_ptr_nonnull(th);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, fn, (char *)args + i * size),
+		    0);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	free(th);
+}
+
+TCase *tu_tcase(Suite *s, const char *name, void (*setup)(void),
+		void (*teardown)(void), double timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	if (setup || teardown)
+		tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
 }

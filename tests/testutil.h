@@ -6,6 +6,7 @@
 
 #include "dcache.h"
 
+#include <check.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,10 @@ void tu_track_dirs(void);
 
 /* tu_rmtree - remove a directory tree; ignores errors.  Accepts NULL. */
 void tu_rmtree(const char *path);
+
+/* tu_rmdtemp - remove and free a tu_mkdtemp() directory, and clear the
+ * pointer (a fixture's teardown).  Accepts a NULL *@dir. */
+void tu_rmdtemp(char **dir);
 
 /* tu_path - "dir/rel" in a static per-thread buffer. */
 const char *tu_path(const char *dir, const char *rel);
@@ -55,6 +60,30 @@ struct tu_warnings {
  * that its count matches the callbacks.  @w may be NULL.  Returns the
  * number of warnings. */
 uint64_t tu_check(dc_cache *c, int fix, struct tu_warnings *w);
+
+/* tu_tcase - a new test case @name of suite @s, with the checked fixture
+ * @setup/@teardown (NULL: none) and a timeout of @timeout seconds. */
+TCase *tu_tcase(Suite *s, const char *name, void (*setup)(void),
+		void (*teardown)(void), double timeout);
+
+/* tu_item_init - an item before a read: nothing in it, no descriptor. */
+void tu_item_init(struct dc_item *it);
+
+/* tu_hex - @n bytes as lowercase hex, malloc'd (the caller frees it). */
+char *tu_hex(const void *p, size_t n);
+
+/* tu_wall, tu_mono - seconds of the real-time and monotonic clocks. */
+double tu_wall(void);
+double tu_mono(void);
+
+/* tu_sleep - sleep @secs seconds (none for 0 or less), resuming after
+ * signals. */
+void tu_sleep(double secs);
+
+/* tu_run_threads - run @fn in @n threads, the i-th with the argument at
+ * @args + i * @size (an array of @n elements of @size bytes; @size 0:
+ * all share @args), and wait for all of them. */
+void tu_run_threads(int n, void *(*fn)(void *), void *args, size_t size);
 
 #define TU_ASSERT_CHECK_CLEAN(c)                                               \
 	do {                                                                   \

@@ -531,15 +531,26 @@ out:
 	return txn_end(d->cache, ret, renamed);
 }
 
-/* Read the live value at the key the iterator reported in @k into *v.
- * The value is always read, never judged from the iterator's metadata:
- * with a serializer the stored type and size are not the caller's.
- * Returns 0, DC_NOTFOUND (vanished or expired), or an error. */
-static int read_at(dc_deque *d, const struct dc_item *k, struct dc_buf *buf,
-		   struct dc_item *v)
+/* The next item of the walk @it that is still there: its key in @k (in
+ * @kbuf), its value read into @v (in @vbuf).  The value is always read,
+ * never judged from the iterator's metadata: with a serializer the
+ * stored type and size are not the caller's.  Items that vanished or
+ * expired meanwhile are skipped, as in Python.  Returns 0, DC_NOTFOUND
+ * (the walk ended), or an error. */
+static int next_live(dc_deque *d, dc_iter *it, struct dc_buf *kbuf,
+		     struct dc_item *k, struct dc_buf *vbuf, struct dc_item *v)
 {
-	item_reset(v);
-	return dc_cache_get(d->cache, &k->key, buf, v, DC_RETRY);
+	int ret;
+
+	do {
+		item_reset(k);
+		ret = dc_iter_next(it, kbuf, k);
+		if (ret)
+			break;
+		item_reset(v);
+		ret = dc_cache_get(d->cache, &k->key, vbuf, v, DC_RETRY);
+	} while (ret == DC_NOTFOUND);
+	return ret;
 }
 
 /* Equality of remove() and count(): the same type, and the same number
@@ -576,15 +587,7 @@ static int scan(dc_deque *d, const struct dc_value *value, int remove,
 		return DC_INVAL;
 	ret = dc_iter_open(d->cache, DC_SORTED, NULL, 0, &it);
 	while (!ret) {
-		item_reset(&k);
-		ret = dc_iter_next(it, &kbuf, &k);
-		if (ret)
-			break;
-		ret = read_at(d, &k, &vbuf, &v);
-		if (ret == DC_NOTFOUND) {
-			ret = 0; /* vanished: skipped, as in Python */
-			continue;
-		}
+		ret = next_live(d, it, &kbuf, &k, &vbuf, &v);
 		if (ret)
 			break;
 		if (!same_value(&v.value, value))
@@ -720,15 +723,7 @@ int dc_deque_compare(dc_deque *d, const struct dc_value *values, size_t n,
 	if (!ret)
 		ret = dc_iter_open(d->cache, DC_SORTED, NULL, 0, &it);
 	while (!ret && i < n) {
-		item_reset(&k);
-		ret = dc_iter_next(it, &kbuf, &k);
-		if (ret)
-			break;
-		ret = read_at(d, &k, &vbuf, &v);
-		if (ret == DC_NOTFOUND) {
-			ret = 0;
-			continue;
-		}
+		ret = next_live(d, it, &kbuf, &k, &vbuf, &v);
 		if (!ret)
 			ret = item_cmp(&v.value, &values[i++], &c);
 		if (ret || c)

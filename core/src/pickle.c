@@ -122,6 +122,28 @@ static uint64_t get_le(const unsigned char *p, int n)
 	return v;
 }
 
+/* Encode at @b the opcode @op and its @n-byte little-endian argument;
+ * returns the length. */
+static size_t op_arg(unsigned char *b, unsigned char op, uint64_t v, int n)
+{
+	b[0] = op;
+	put_le(b + 1, v, n);
+	return (size_t)n + 1;
+}
+
+/* Encode at @b the memo opcode for index @idx: a put (@get 0; MEMOIZE
+ * from protocol 4 on) or a get, each in its 1-byte form below 256. */
+static size_t memo_op(unsigned char b[5], int get, int proto, uint64_t idx)
+{
+	if (!get && proto >= 4) {
+		b[0] = OP_MEMOIZE;
+		return 1;
+	}
+	if (idx < 256)
+		return op_arg(b, get ? OP_BINGET : OP_BINPUT, idx, 1);
+	return op_arg(b, get ? OP_LONG_BINGET : OP_LONG_BINPUT, idx, 4);
+}
+
 /* ------------------------------------------------------------------ */
 /* Writer (the C pickler)                                             */
 /* ------------------------------------------------------------------ */
@@ -153,22 +175,27 @@ struct pkw {
 	int depth;
 };
 
+/* End the frame whose 9-byte hole is at @start of @out, running to its
+ * end: the hole becomes a FRAME header, or goes for fewer than 4 bytes
+ * (both picklers' rule). */
+static void frame_close(struct dc_buf *out, size_t start)
+{
+	unsigned char *q = (unsigned char *)out->data + start;
+	size_t n = out->len - start - FRAME_HEADER_SIZE;
+
+	if (n >= FRAME_SIZE_MIN) {
+		op_arg(q, OP_FRAME, n, 8);
+	} else {
+		memmove(q, q + FRAME_HEADER_SIZE, n);
+		out->len -= FRAME_HEADER_SIZE;
+	}
+}
+
 static int pkw_commit(struct pkw *w)
 {
-	size_t flen;
-	unsigned char *q;
-
 	if (!w->framing || w->frame_start == NO_FRAME)
 		return 0;
-	flen = w->out->len - w->frame_start - FRAME_HEADER_SIZE;
-	q = (unsigned char *)w->out->data + w->frame_start;
-	if (flen >= FRAME_SIZE_MIN) {
-		q[0] = OP_FRAME;
-		put_le(q + 1, flen, 8);
-	} else {
-		memmove(q, q + FRAME_HEADER_SIZE, flen);
-		w->out->len -= FRAME_HEADER_SIZE;
-	}
+	frame_close(w->out, w->frame_start);
 	w->frame_start = NO_FRAME;
 	return 0;
 }
@@ -232,23 +259,10 @@ static int pkw_write_bytes(struct pkw *w, const unsigned char *hdr, size_t hlen,
 
 static int pkw_memo_put(struct pkw *w)
 {
+	unsigned char b[5];
 	int rc;
 
-	if (w->proto >= 4) {
-		rc = pkw_op(w, OP_MEMOIZE);
-	} else {
-		unsigned char b[5];
-
-		if (w->memo_len < 256) {
-			b[0] = OP_BINPUT;
-			b[1] = (unsigned char)w->memo_len;
-			rc = pkw_write(w, b, 2);
-		} else {
-			b[0] = OP_LONG_BINPUT;
-			put_le(b + 1, w->memo_len, 4);
-			rc = pkw_write(w, b, 5);
-		}
-	}
+	rc = pkw_write(w, b, memo_op(b, 0, w->proto, w->memo_len));
 	if (!rc)
 		w->memo_len++;
 	return rc;
@@ -258,14 +272,7 @@ static int pkw_memo_get(struct pkw *w, uint32_t idx)
 {
 	unsigned char b[5];
 
-	if (idx < 256) {
-		b[0] = OP_BINGET;
-		b[1] = (unsigned char)idx;
-		return pkw_write(w, b, 2);
-	}
-	b[0] = OP_LONG_BINGET;
-	put_le(b + 1, idx, 4);
-	return pkw_write(w, b, 5);
+	return pkw_write(w, b, memo_op(b, 1, w->proto, idx));
 }
 
 static struct shared *pkw_find(struct pkw *w, enum shared_class cls,
@@ -325,19 +332,12 @@ static int pkw_str_raw(struct pkw *w, const char *s, size_t len)
 	unsigned char h[9];
 	size_t hl;
 
-	if (len <= 0xff && w->proto >= 4) {
-		h[0] = OP_SHORT_BINUNICODE;
-		h[1] = (unsigned char)len;
-		hl = 2;
-	} else if ((uint64_t)len > 0xffffffffu && w->proto >= 4) {
-		h[0] = OP_BINUNICODE8;
-		put_le(h + 1, len, 8);
-		hl = 9;
-	} else {
-		h[0] = OP_BINUNICODE;
-		put_le(h + 1, len, 4);
-		hl = 5;
-	}
+	if (len <= 0xff && w->proto >= 4)
+		hl = op_arg(h, OP_SHORT_BINUNICODE, len, 1);
+	else if ((uint64_t)len > 0xffffffffu && w->proto >= 4)
+		hl = op_arg(h, OP_BINUNICODE8, len, 8);
+	else
+		hl = op_arg(h, OP_BINUNICODE, len, 4);
 	return pkw_write_bytes(w, h, hl, s, len);
 }
 
@@ -346,19 +346,12 @@ static int pkw_bytes_raw(struct pkw *w, const char *s, size_t len)
 	unsigned char h[9];
 	size_t hl;
 
-	if (len <= 0xff) {
-		h[0] = OP_SHORT_BINBYTES;
-		h[1] = (unsigned char)len;
-		hl = 2;
-	} else if ((uint64_t)len <= 0xffffffffu) {
-		h[0] = OP_BINBYTES;
-		put_le(h + 1, len, 4);
-		hl = 5;
-	} else {
-		h[0] = OP_BINBYTES8;
-		put_le(h + 1, len, 8);
-		hl = 9;
-	}
+	if (len <= 0xff)
+		hl = op_arg(h, OP_SHORT_BINBYTES, len, 1);
+	else if ((uint64_t)len <= 0xffffffffu)
+		hl = op_arg(h, OP_BINBYTES, len, 4);
+	else
+		hl = op_arg(h, OP_BINBYTES8, len, 8);
 	return pkw_write_bytes(w, h, hl, s, len);
 }
 
@@ -442,21 +435,12 @@ static int pkw_long(struct pkw *w, int64_t v)
 	unsigned char b[10];
 	int n;
 
-	if (v >= 0 && v <= 0xff) {
-		b[0] = OP_BININT1;
-		b[1] = (unsigned char)v;
-		return pkw_write(w, b, 2);
-	}
-	if (v >= 0 && v <= 0xffff) {
-		b[0] = OP_BININT2;
-		put_le(b + 1, (uint64_t)v, 2);
-		return pkw_write(w, b, 3);
-	}
-	if (v >= INT32_MIN && v <= INT32_MAX) {
-		b[0] = OP_BININT;
-		put_le(b + 1, (uint64_t)v, 4);
-		return pkw_write(w, b, 5);
-	}
+	if (v >= 0 && v <= 0xff)
+		return pkw_write(w, b, op_arg(b, OP_BININT1, (uint64_t)v, 1));
+	if (v >= 0 && v <= 0xffff)
+		return pkw_write(w, b, op_arg(b, OP_BININT2, (uint64_t)v, 2));
+	if (v >= INT32_MIN && v <= INT32_MAX)
+		return pkw_write(w, b, op_arg(b, OP_BININT, (uint64_t)v, 4));
 	/* LONG1: the shortest two's complement, little-endian. */
 	for (n = 1; n < 8; n++) {
 		int64_t lo = -((int64_t)1 << (8 * n - 1));
@@ -465,8 +449,7 @@ static int pkw_long(struct pkw *w, int64_t v)
 		if (v >= lo && v <= hi)
 			break;
 	}
-	b[0] = OP_LONG1;
-	b[1] = (unsigned char)n;
+	op_arg(b, OP_LONG1, (uint64_t)n, 1);
 	put_le(b + 2, (uint64_t)v, n);
 	return pkw_write(w, b, (size_t)n + 2);
 }
@@ -753,22 +736,11 @@ static int pf_open(struct pyframer *f)
  * at least 4 bytes) and begin an empty one. */
 static int pf_commit(struct pyframer *f, int force)
 {
-	unsigned char *q;
-	size_t n;
-
 	if (f->start == NO_FRAME)
 		return 0;
-	n = pf_size(f);
-	if (n < FRAME_SIZE_TARGET && !force)
+	if (pf_size(f) < FRAME_SIZE_TARGET && !force)
 		return 0;
-	q = (unsigned char *)f->out->data + f->start;
-	if (n >= FRAME_SIZE_MIN) {
-		q[0] = OP_FRAME;
-		put_le(q + 1, n, 8);
-	} else {
-		memmove(q, q + FRAME_HEADER_SIZE, n);
-		f->out->len -= FRAME_HEADER_SIZE;
-	}
+	frame_close(f->out, f->start);
 	return pf_open(f);
 }
 
@@ -906,37 +878,14 @@ static int pk_optimize(struct dc_buf *out, size_t start)
 				continue;
 			}
 			newids[nput++] = idx;
-			if (proto >= 4) {
-				b[0] = OP_MEMOIZE;
-				bl = 1;
-			} else if (idx < 256) {
-				b[0] = OP_BINPUT;
-				b[1] = (unsigned char)idx;
-				bl = 2;
-			} else {
-				b[0] = OP_LONG_BINPUT;
-				put_le(b + 1, (uint64_t)idx, 4);
-				bl = 5;
-			}
-			idx++;
+			bl = memo_op(b, 0, proto, (uint64_t)idx++);
 			rc = pf_op(&f, b, bl);
 			break;
 		case OP_BINGET:
-		case OP_LONG_BINGET: {
-			int32_t id = newids[op.n];
-
-			if (id < 256) {
-				b[0] = OP_BINGET;
-				b[1] = (unsigned char)id;
-				bl = 2;
-			} else {
-				b[0] = OP_LONG_BINGET;
-				put_le(b + 1, (uint64_t)id, 4);
-				bl = 5;
-			}
+		case OP_LONG_BINGET:
+			bl = memo_op(b, 1, proto, (uint64_t)newids[op.n]);
 			rc = pf_op(&f, b, bl);
 			break;
-		}
 		case OP_FRAME:
 			continue;
 		case OP_PROTO:

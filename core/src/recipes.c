@@ -158,38 +158,32 @@ static size_t pickle_none(int proto, unsigned char out[4])
 	return n;
 }
 
-/* Store the pickled tuple @items[2] under the recipe's key. */
-static int set_pair(const struct dc_recipe *r, int proto,
-		    const struct dc_py items[2], double expire,
-		    const struct dc_value *tag, struct dc_buf *out)
+static void item_init(struct dc_item *it)
 {
-	struct dc_value v;
-	int ret;
-
-	out->len = 0;
-	ret = dc_pickle_dumps(items, 2, 1, proto, 0, out);
-	if (ret)
-		return ret;
-	v = dc_pickle(out->data, out->len);
-	return dc_cache_set(r->cache, &r->key, &v, expire, tag, DC_RETRY);
+	memset(it, 0, sizeof(*it));
+	it->fd = -1;
 }
 
-/* A stored value as Python's 2-tuple; anything else is DC_CORRUPT (in
- * Python the tuple unpacking would fail).  @items point into @v. */
-static int get_pair(const struct dc_value *v, struct dc_py items[2])
+/* Python objects for the stored tuples. */
+static struct dc_py py_int(int64_t i)
 {
-	size_t n = 0;
-	int is_tuple = 0;
-	int ret;
+	struct dc_py p = { .kind = DC_PY_INT, .i = i };
 
-	if (v->type != DC_TYPE_PICKLE)
-		return DC_CORRUPT;
-	ret = dc_unpickle(v->data, v->len, items, 2, &n, &is_tuple);
-	if (ret > 0)
-		return ret; /* ENOMEM */
-	if (ret || !is_tuple || n != 2)
-		return DC_CORRUPT;
-	return 0;
+	return p;
+}
+
+static struct dc_py py_float(double f)
+{
+	struct dc_py p = { .kind = DC_PY_FLOAT, .f = f };
+
+	return p;
+}
+
+static struct dc_py py_str(const char *s, size_t len)
+{
+	struct dc_py p = { .kind = DC_PY_STR, .data = s, .len = len };
+
+	return p;
 }
 
 /* A Python number as a double (int or float, as Python's arithmetic
@@ -205,12 +199,6 @@ static int py_number(const struct dc_py *p, double *d)
 	return 0;
 }
 
-static void item_init(struct dc_item *it)
-{
-	memset(it, 0, sizeof(*it));
-	it->fd = -1;
-}
-
 /* End a transaction begun here.  Commit even after an error: the only
  * write of a recipe is its last step and a failed write changes nothing,
  * so committing just ends our level -- inside a caller's own
@@ -223,35 +211,156 @@ static int txn_end(dc_cache *c, int ret)
 	return ret ? ret : cret;
 }
 
+/* What one recipe call works with: the checked recipe, its expire and
+ * pickle protocol, the inputs of its steps and what they report.  Each
+ * recipe uses only its own fields. */
+struct op {
+	const struct dc_recipe *r;
+	double expire;
+	int proto;
+	struct waiter w;
+	struct dc_value none; /* Lock: the pickled None, in none_buf */
+	unsigned char none_buf[4];
+	char me[OWNER_MAX]; /* RLock: this thread's owner name */
+	size_t me_len;
+	int64_t value; /* BoundedSemaphore's size, throttle's count */
+	double num;    /* Averager's value, throttle's rate */
+	int taken;     /* an acquire step got it */
+	double delay;  /* throttle: seconds before the next pass */
+};
+
+/* What op_start does besides checking the recipe. */
+enum {
+	OP_WAIT = 1 << 0,  /* start the waiter for @wait */
+	OP_PROTO = 1 << 1, /* read the pickle protocol */
+};
+
+/* Start a recipe call on @r: DC_INVAL for a bad recipe or when @invalid
+ * (the caller's own argument checks); then, as @flags ask, the waiter
+ * and the pickle protocol, in that order (the deadline starts first). */
+static int op_start(struct op *op, const struct dc_recipe *r, int invalid,
+		    unsigned int flags, double wait)
+{
+	int ret;
+
+	memset(op, 0, sizeof(*op));
+	op->r = r;
+	ret = recipe_check(r, &op->expire);
+	if (!ret && invalid)
+		ret = DC_INVAL;
+	if (!ret && (flags & OP_WAIT))
+		ret = waiter_init(&op->w, wait);
+	if (!ret && (flags & OP_PROTO))
+		ret = pickle_protocol(r->cache, &op->proto);
+	return ret;
+}
+
+/* Python's "with cache.transact(retry=True)" around one @step. */
+static int op_txn(struct op *op, int (*step)(struct op *op))
+{
+	int ret;
+
+	ret = dc_cache_begin(op->r->cache, DC_RETRY);
+	if (ret)
+		return ret;
+	return txn_end(op->r->cache, step(op));
+}
+
+/* How op_spin runs each try. */
+enum { ALONE = 0, IN_TXN = 1 };
+
+/* Python's acquire loop: @step until it sets op->taken, fails, or the
+ * waiter's deadline passes (DC_EXISTS), each try in its own transaction
+ * when @txn is IN_TXN. */
+static int op_spin(struct op *op, int (*step)(struct op *op), int txn)
+{
+	int ret;
+
+	for (;;) {
+		ret = txn == IN_TXN ? op_txn(op, step) : step(op);
+		if (ret || op->taken)
+			break;
+		ret = waiter_next(&op->w);
+		if (ret)
+			break;
+	}
+	return ret;
+}
+
+/* Store the pickled tuple (@a, @b) under the recipe's key. */
+static int set_pair(const struct op *op, struct dc_py a, struct dc_py b,
+		    const struct dc_value *tag)
+{
+	struct dc_buf out = DC_BUF_INIT;
+	struct dc_py items[2] = { a, b };
+	struct dc_value v;
+	int ret;
+
+	ret = dc_pickle_dumps(items, 2, 1, op->proto, 0, &out);
+	if (ret)
+		goto out;
+	v = dc_pickle(out.data, out.len);
+	ret = dc_cache_set(op->r->cache, &op->r->key, &v, op->expire, tag,
+			   DC_RETRY);
+out:
+	dc_buf_release(&out);
+	return ret;
+}
+
+/* The stored value as Python's 2-tuple, read (@pop: and deleted) into
+ * @buf; @items point into it.  DC_NOTFOUND for a missing key; anything
+ * but a pickled pair is DC_CORRUPT (in Python the tuple unpacking would
+ * fail). */
+static int read_pair(const struct op *op, int pop, struct dc_buf *buf,
+		     struct dc_py items[2])
+{
+	dc_cache *c = op->r->cache;
+	struct dc_item it;
+	size_t n = 0;
+	int is_tuple = 0;
+	int ret;
+
+	item_init(&it);
+	if (pop)
+		ret = dc_cache_pop(c, &op->r->key, buf, &it, DC_RETRY);
+	else
+		ret = dc_cache_get(c, &op->r->key, buf, &it, DC_RETRY);
+	if (ret)
+		return ret;
+	if (it.value.type != DC_TYPE_PICKLE)
+		return DC_CORRUPT;
+	ret = dc_unpickle(it.value.data, it.value.len, items, 2, &n, &is_tuple);
+	if (ret > 0)
+		return ret; /* ENOMEM */
+	if (ret || !is_tuple || n != 2)
+		return DC_CORRUPT;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Lock                                                               */
 /* ------------------------------------------------------------------ */
 
+static int lock_try(struct op *op)
+{
+	int ret;
+
+	ret = dc_cache_add(op->r->cache, &op->r->key, &op->none, op->expire,
+			   op->r->tag, DC_RETRY);
+	op->taken = ret == 0;
+	return ret == DC_EXISTS ? 0 : ret;
+}
+
 int dc_lock_acquire(const struct dc_recipe *r, double wait)
 {
-	unsigned char none[4];
-	struct waiter w;
-	struct dc_value v;
-	double expire;
-	int proto, ret;
+	struct op op;
+	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret)
-		ret = waiter_init(&w, wait);
-	if (!ret)
-		ret = pickle_protocol(r->cache, &proto);
+	ret = op_start(&op, r, 0, OP_WAIT | OP_PROTO, wait);
 	if (ret)
 		goto out;
-	v = dc_pickle(none, pickle_none(proto, none));
-	for (;;) {
-		ret = dc_cache_add(r->cache, &r->key, &v, expire, r->tag,
-				   DC_RETRY);
-		if (ret != DC_EXISTS)
-			break;
-		ret = waiter_next(&w);
-		if (ret)
-			break;
-	}
+	op.none = dc_pickle(op.none_buf, pickle_none(op.proto, op.none_buf));
+	ret = op_spin(&op, lock_try, ALONE);
 out:
 	return ret;
 }
@@ -278,9 +387,7 @@ int dc_lock_locked(const struct dc_recipe *r)
 	int ret;
 
 	ret = recipe_check(r, &expire);
-	if (ret)
-		return ret;
-	return dc_cache_contains(r->cache, &r->key);
+	return ret ? ret : dc_cache_contains(r->cache, &r->key);
 }
 
 /* ------------------------------------------------------------------ */
@@ -290,169 +397,108 @@ int dc_lock_locked(const struct dc_recipe *r)
 /* Python's '{}-{}'.format(os.getpid(), threading.get_ident()); on Linux
  * get_ident() is pthread_self() as an unsigned long.  getpid() is asked
  * each time, so a forked child is another owner. */
-static size_t rlock_owner(char *buf, size_t size)
+static void rlock_owner(struct op *op)
 {
-	int n = snprintf(buf, size, "%ld-%lu", (long)getpid(),
+	int n = snprintf(op->me, sizeof(op->me), "%ld-%lu", (long)getpid(),
 			 (unsigned long)pthread_self());
 
-	return n > 0 ? (size_t)n : 0;
+	op->me_len = n > 0 ? (size_t)n : 0;
 }
 
-/* The stored (owner, count), or (None, 0) for a missing key.  @owner
- * points into @buf, NULL for None. */
-struct rlock_state {
-	const char *owner;
-	size_t owner_len;
-	int64_t count;
-};
-
-static int rlock_read(const struct dc_recipe *r, struct dc_buf *buf,
-		      struct rlock_state *st)
+/* The stored (owner, count), or (None, 0) for a missing key, and whether
+ * the owner is this thread. */
+static int rlock_read(const struct op *op, int *mine, int64_t *count)
 {
-	struct dc_item it;
+	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_py items[2];
 	int ret;
 
-	st->owner = NULL;
-	st->owner_len = 0;
-	st->count = 0;
-	item_init(&it);
-	ret = dc_cache_get(r->cache, &r->key, buf, &it, DC_RETRY);
-	if (ret == DC_NOTFOUND)
-		return 0;
-	if (ret)
-		return ret;
-	ret = get_pair(&it.value, items);
-	if (ret)
-		return ret;
-	if (items[0].kind == DC_PY_STR) {
-		st->owner = items[0].data;
-		st->owner_len = items[0].len;
-	} else if (items[0].kind != DC_PY_NONE) {
-		return DC_CORRUPT;
+	*mine = 0;
+	*count = 0;
+	ret = read_pair(op, 0, &buf, items);
+	if (ret == DC_NOTFOUND) {
+		ret = 0;
+		goto out;
 	}
-	if (items[1].kind != DC_PY_INT)
-		return DC_CORRUPT;
-	st->count = items[1].i;
-	return 0;
-}
-
-static int rlock_is(const struct rlock_state *st, const char *me, size_t len)
-{
-	return st->owner && st->owner_len == len &&
-	       memcmp(st->owner, me, len) == 0;
-}
-
-/* One try of RLock.acquire, in its own transaction: *taken says whether
- * the count was raised. */
-static int rlock_try(const struct dc_recipe *r, int proto, double expire,
-		     const char *me, size_t len, int *taken)
-{
-	struct dc_buf in = DC_BUF_INIT, out = DC_BUF_INIT;
-	struct rlock_state st;
-	struct dc_py items[2];
-	int ret;
-
-	*taken = 0;
-	ret = dc_cache_begin(r->cache, DC_RETRY);
 	if (ret)
 		goto out;
-	ret = rlock_read(r, &in, &st);
-	if (ret)
-		goto end;
-	if (!rlock_is(&st, me, len) && st.count != 0)
-		goto end;
-	if (st.count == INT64_MAX) {
-		ret = DC_OVERFLOW;
-		goto end;
-	}
-	memset(items, 0, sizeof(items));
-	items[0].kind = DC_PY_STR;
-	items[0].data = me;
-	items[0].len = len;
-	items[1].kind = DC_PY_INT;
-	items[1].i = st.count + 1;
-	ret = set_pair(r, proto, items, expire, r->tag, &out);
+	if (items[0].kind == DC_PY_STR)
+		*mine = items[0].len == op->me_len &&
+			memcmp(items[0].data, op->me, op->me_len) == 0;
+	else if (items[0].kind != DC_PY_NONE)
+		ret = DC_CORRUPT;
+	if (!ret && items[1].kind != DC_PY_INT)
+		ret = DC_CORRUPT;
 	if (!ret)
-		*taken = 1;
-end:
-	ret = txn_end(r->cache, ret);
-	if (ret)
-		*taken = 0;
+		*count = items[1].i;
 out:
-	dc_buf_release(&in);
-	dc_buf_release(&out);
+	dc_buf_release(&buf);
 	return ret;
+}
+
+/* Store (this thread, @count). */
+static int rlock_write(const struct op *op, int64_t count)
+{
+	return set_pair(op, py_str(op->me, op->me_len), py_int(count),
+			op->r->tag);
+}
+
+/* One try of RLock.acquire: op->taken says whether the count was raised. */
+static int rlock_up(struct op *op)
+{
+	int64_t count;
+	int mine, ret;
+
+	ret = rlock_read(op, &mine, &count);
+	if (ret || (!mine && count != 0))
+		return ret;
+	if (count == INT64_MAX)
+		return DC_OVERFLOW;
+	ret = rlock_write(op, count + 1);
+	op->taken = ret == 0;
+	return ret;
+}
+
+static int rlock_down(struct op *op)
+{
+	int64_t count;
+	int mine, ret;
+
+	ret = rlock_read(op, &mine, &count);
+	if (ret)
+		return ret;
+	/* Python's assert: "cannot release un-acquired lock". */
+	if (!mine || count <= 0)
+		return DC_NOTHELD;
+	/* As Python, the key stays with count 0: it is never deleted. */
+	return rlock_write(op, count - 1);
 }
 
 int dc_rlock_acquire(const struct dc_recipe *r, double wait)
 {
-	char me[OWNER_MAX];
-	struct waiter w;
-	double expire;
-	size_t len;
-	int proto, taken, ret;
+	struct op op;
+	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret)
-		ret = waiter_init(&w, wait);
-	if (!ret)
-		ret = pickle_protocol(r->cache, &proto);
+	ret = op_start(&op, r, 0, OP_WAIT | OP_PROTO, wait);
 	if (ret)
 		goto out;
-	len = rlock_owner(me, sizeof(me));
-	for (;;) {
-		ret = rlock_try(r, proto, expire, me, len, &taken);
-		if (ret || taken)
-			break;
-		ret = waiter_next(&w);
-		if (ret)
-			break;
-	}
+	rlock_owner(&op);
+	ret = op_spin(&op, rlock_up, IN_TXN);
 out:
 	return ret;
 }
 
 int dc_rlock_release(const struct dc_recipe *r)
 {
-	struct dc_buf in = DC_BUF_INIT, out = DC_BUF_INIT;
-	char me[OWNER_MAX];
-	struct rlock_state st;
-	struct dc_py items[2];
-	double expire;
-	size_t len;
-	int proto, ret;
+	struct op op;
+	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret)
-		ret = pickle_protocol(r->cache, &proto);
+	ret = op_start(&op, r, 0, OP_PROTO, 0);
 	if (ret)
 		goto out;
-	len = rlock_owner(me, sizeof(me));
-	ret = dc_cache_begin(r->cache, DC_RETRY);
-	if (ret)
-		goto out;
-	ret = rlock_read(r, &in, &st);
-	if (ret)
-		goto end;
-	/* Python's assert: "cannot release un-acquired lock". */
-	if (!rlock_is(&st, me, len) || st.count <= 0) {
-		ret = DC_NOTHELD;
-		goto end;
-	}
-	/* As Python, the key stays with count 0: it is never deleted. */
-	memset(items, 0, sizeof(items));
-	items[0].kind = DC_PY_STR;
-	items[0].data = me;
-	items[0].len = len;
-	items[1].kind = DC_PY_INT;
-	items[1].i = st.count - 1;
-	ret = set_pair(r, proto, items, expire, r->tag, &out);
-end:
-	ret = txn_end(r->cache, ret);
+	rlock_owner(&op);
+	ret = op_txn(&op, rlock_down);
 out:
-	dc_buf_release(&in);
-	dc_buf_release(&out);
 	return ret;
 }
 
@@ -460,17 +506,17 @@ out:
 /* BoundedSemaphore                                                   */
 /* ------------------------------------------------------------------ */
 
-/* The free slots: the stored INT, or @value for a missing key. */
-static int sem_read(const struct dc_recipe *r, int64_t value, int64_t *slots)
+/* The free slots: the stored INT, or op->value for a missing key. */
+static int sem_read(const struct op *op, int64_t *slots)
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
 	int ret;
 
 	item_init(&it);
-	ret = dc_cache_get(r->cache, &r->key, &buf, &it, DC_RETRY);
+	ret = dc_cache_get(op->r->cache, &op->r->key, &buf, &it, DC_RETRY);
 	if (ret == DC_NOTFOUND) {
-		*slots = value;
+		*slots = op->value;
 		ret = 0;
 	} else if (!ret) {
 		if (it.value.type == DC_TYPE_INT)
@@ -482,83 +528,66 @@ static int sem_read(const struct dc_recipe *r, int64_t value, int64_t *slots)
 	return ret;
 }
 
-static int sem_try(const struct dc_recipe *r, int64_t value, double expire,
-		   int *taken)
+static int sem_write(const struct op *op, int64_t slots)
 {
-	struct dc_value v;
+	struct dc_value v = dc_int(slots);
+
+	return dc_cache_set(op->r->cache, &op->r->key, &v, op->expire,
+			    op->r->tag, DC_RETRY);
+}
+
+/* One try of acquire: op->taken says whether a slot was taken. */
+static int sem_take(struct op *op)
+{
 	int64_t slots;
 	int ret;
 
-	*taken = 0;
-	ret = dc_cache_begin(r->cache, DC_RETRY);
+	ret = sem_read(op, &slots);
+	if (ret || slots <= 0)
+		return ret;
+	ret = sem_write(op, slots - 1);
+	op->taken = ret == 0;
+	return ret;
+}
+
+static int sem_give(struct op *op)
+{
+	int64_t slots;
+	int ret;
+
+	ret = sem_read(op, &slots);
 	if (ret)
 		return ret;
-	ret = sem_read(r, value, &slots);
-	if (ret || slots <= 0)
-		goto end;
-	v = dc_int(slots - 1);
-	ret = dc_cache_set(r->cache, &r->key, &v, expire, r->tag, DC_RETRY);
-	if (!ret)
-		*taken = 1;
-end:
-	ret = txn_end(r->cache, ret);
-	if (ret)
-		*taken = 0;
-	return ret;
+	/* Python's assert: "cannot release un-acquired semaphore". */
+	if (!(op->value > slots))
+		return DC_NOTHELD;
+	return sem_write(op, slots + 1);
 }
 
 int dc_semaphore_acquire(const struct dc_recipe *r, int64_t value, double wait)
 {
-	struct waiter w;
-	double expire;
-	int taken, ret;
+	struct op op;
+	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret && value < 0)
-		ret = DC_INVAL;
-	if (!ret)
-		ret = waiter_init(&w, wait);
+	ret = op_start(&op, r, value < 0, OP_WAIT, wait);
 	if (ret)
 		goto out;
-	for (;;) {
-		ret = sem_try(r, value, expire, &taken);
-		if (ret || taken)
-			break;
-		ret = waiter_next(&w);
-		if (ret)
-			break;
-	}
+	op.value = value;
+	ret = op_spin(&op, sem_take, IN_TXN);
 out:
 	return ret;
 }
 
 int dc_semaphore_release(const struct dc_recipe *r, int64_t value)
 {
-	struct dc_value v;
-	double expire;
-	int64_t slots;
+	struct op op;
 	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret && value < 0)
-		ret = DC_INVAL;
+	ret = op_start(&op, r, value < 0, 0, 0);
 	if (ret)
 		goto out;
-	ret = dc_cache_begin(r->cache, DC_RETRY);
-	if (ret)
-		goto out;
-	ret = sem_read(r, value, &slots);
-	if (ret)
-		goto end;
-	/* Python's assert: "cannot release un-acquired semaphore". */
-	if (!(value > slots)) {
-		ret = DC_NOTHELD;
-		goto end;
-	}
-	v = dc_int(slots + 1);
-	ret = dc_cache_set(r->cache, &r->key, &v, expire, r->tag, DC_RETRY);
-end:
-	ret = txn_end(r->cache, ret);
+	op.value = value;
+	ret = op_txn(&op, sem_give);
 out:
 	return ret;
 }
@@ -567,16 +596,13 @@ out:
 /* Averager                                                           */
 /* ------------------------------------------------------------------ */
 
-/* (total, count) from a stored value: total an int or a float, count an
+/* (total, count) from the stored pair: total an int or a float, count an
  * int, as Python's arithmetic on them requires. */
-static int avg_decode(const struct dc_value *v, double *total, int64_t *count)
+static int avg_decode(const struct dc_py items[2], double *total,
+		      int64_t *count)
 {
-	struct dc_py items[2];
 	int ret;
 
-	ret = get_pair(v, items);
-	if (ret)
-		return ret;
 	ret = py_number(&items[0], total);
 	if (ret)
 		return ret;
@@ -586,46 +612,43 @@ static int avg_decode(const struct dc_value *v, double *total, int64_t *count)
 	return 0;
 }
 
-int dc_averager_add(const struct dc_recipe *r, double value)
+static int avg_add(struct op *op)
 {
-	struct dc_buf in = DC_BUF_INIT, out = DC_BUF_INIT;
+	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_py items[2];
-	struct dc_item it;
-	double expire, total = 0.0;
+	double total = 0.0;
 	int64_t count = 0;
-	int proto, ret;
+	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret)
-		ret = pickle_protocol(r->cache, &proto);
-	if (ret)
-		goto out;
-	ret = dc_cache_begin(r->cache, DC_RETRY);
-	if (ret)
-		goto out;
-	item_init(&it);
-	ret = dc_cache_get(r->cache, &r->key, &in, &it, DC_RETRY);
+	ret = read_pair(op, 0, &buf, items);
 	if (ret == DC_NOTFOUND)
 		ret = 0; /* Python's default (0.0, 0) */
 	else if (!ret)
-		ret = avg_decode(&it.value, &total, &count);
+		ret = avg_decode(items, &total, &count);
 	if (ret)
-		goto end;
+		goto out;
 	if (count == INT64_MAX) {
 		ret = DC_OVERFLOW;
-		goto end;
+		goto out;
 	}
-	memset(items, 0, sizeof(items));
-	items[0].kind = DC_PY_FLOAT;
-	items[0].f = total + value;
-	items[1].kind = DC_PY_INT;
-	items[1].i = count + 1;
-	ret = set_pair(r, proto, items, expire, r->tag, &out);
-end:
-	ret = txn_end(r->cache, ret);
+	ret = set_pair(op, py_float(total + op->num), py_int(count + 1),
+		       op->r->tag);
 out:
-	dc_buf_release(&in);
-	dc_buf_release(&out);
+	dc_buf_release(&buf);
+	return ret;
+}
+
+int dc_averager_add(const struct dc_recipe *r, double value)
+{
+	struct op op;
+	int ret;
+
+	ret = op_start(&op, r, 0, OP_PROTO, 0);
+	if (ret)
+		goto out;
+	op.num = value;
+	ret = op_txn(&op, avg_add);
+out:
 	return ret;
 }
 
@@ -633,24 +656,19 @@ out:
 static int avg_fetch(const struct dc_recipe *r, double *avg, int pop)
 {
 	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
-	double expire, total;
+	struct dc_py items[2];
+	struct op op;
+	double total;
 	int64_t count;
 	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret && !avg)
-		ret = DC_INVAL;
+	ret = op_start(&op, r, !avg, 0, 0);
 	if (ret)
 		goto out;
-	item_init(&it);
-	if (pop)
-		ret = dc_cache_pop(r->cache, &r->key, &buf, &it, DC_RETRY);
-	else
-		ret = dc_cache_get(r->cache, &r->key, &buf, &it, DC_RETRY);
+	ret = read_pair(&op, pop, &buf, items);
 	if (ret)
 		goto out;
-	ret = avg_decode(&it.value, &total, &count);
+	ret = avg_decode(items, &total, &count);
 	if (ret)
 		goto out;
 	/* Python returns None for a count of 0. */
@@ -678,108 +696,72 @@ int dc_averager_pop(const struct dc_recipe *r, double *avg)
 /* throttle                                                           */
 /* ------------------------------------------------------------------ */
 
-static int throttle_check(int64_t count, double seconds)
+static int throttle_bad(int64_t count, double seconds)
 {
 	/* Python divides by seconds and, for a call, by count / seconds. */
-	if (count < 1 || !(seconds > 0) || isinf(seconds))
-		return DC_INVAL;
-	return 0;
+	return count < 1 || !(seconds > 0) || isinf(seconds);
 }
 
 int dc_throttle_init(const struct dc_recipe *r, int64_t count, double seconds)
 {
-	struct dc_buf out = DC_BUF_INIT;
-	struct dc_py items[2];
-	double expire;
-	int proto, ret;
+	struct op op;
+	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret)
-		ret = throttle_check(count, seconds);
-	if (!ret)
-		ret = pickle_protocol(r->cache, &proto);
+	ret = op_start(&op, r, throttle_bad(count, seconds), OP_PROTO, 0);
 	if (ret)
 		goto out;
-	memset(items, 0, sizeof(items));
-	items[0].kind = DC_PY_FLOAT;
-	items[0].f = dc_now();
-	items[1].kind = DC_PY_INT;
-	items[1].i = count;
-	ret = set_pair(r, proto, items, expire, r->tag, &out);
+	ret = set_pair(&op, py_float(dc_now()), py_int(count), r->tag);
 out:
-	dc_buf_release(&out);
 	return ret;
 }
 
-/* One pass of Python's wrapper loop: take a call (*delay 0) or say how
- * long to sleep before the next pass. */
-static int throttle_try(const struct dc_recipe *r, int proto, double expire,
-			int64_t count, double rate, double *delay)
+/* One pass of Python's wrapper loop: take a call (op->delay 0) or say
+ * how long to sleep before the next pass.  op->value is the count,
+ * op->num the rate. */
+static int throttle_pass(struct op *op)
 {
-	struct dc_buf in = DC_BUF_INIT, out = DC_BUF_INIT;
+	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_py items[2];
-	struct dc_item it;
 	double last, tally, now;
 	int ret;
 
-	*delay = 0;
-	ret = dc_cache_begin(r->cache, DC_RETRY);
-	if (ret)
-		goto out;
-	item_init(&it);
-	ret = dc_cache_get(r->cache, &r->key, &in, &it, DC_RETRY);
-	if (ret)
-		goto end;
-	ret = get_pair(&it.value, items);
+	op->delay = 0;
+	ret = read_pair(op, 0, &buf, items);
 	if (!ret)
 		ret = py_number(&items[0], &last);
 	if (!ret)
 		ret = py_number(&items[1], &tally);
 	if (ret)
-		goto end;
+		goto out;
 	now = dc_now();
-	tally += (now - last) * rate;
-	memset(items, 0, sizeof(items));
-	items[0].kind = DC_PY_FLOAT;
-	items[0].f = now;
+	tally += (now - last) * op->num;
 	/* Python's stores here pass expire but no tag. */
-	if (tally > (double)count) {
-		items[1].kind = DC_PY_INT;
-		items[1].i = count - 1;
-		ret = set_pair(r, proto, items, expire, NULL, &out);
-	} else if (tally >= 1) {
-		items[1].kind = DC_PY_FLOAT;
-		items[1].f = tally - 1;
-		ret = set_pair(r, proto, items, expire, NULL, &out);
-	} else {
-		*delay = (1 - tally) / rate;
-	}
-end:
-	ret = txn_end(r->cache, ret);
+	if (tally > (double)op->value)
+		ret = set_pair(op, py_float(now), py_int(op->value - 1), NULL);
+	else if (tally >= 1)
+		ret = set_pair(op, py_float(now), py_float(tally - 1), NULL);
+	else
+		op->delay = (1 - tally) / op->num;
 out:
-	dc_buf_release(&in);
-	dc_buf_release(&out);
+	dc_buf_release(&buf);
 	return ret;
 }
 
 int dc_throttle_wait(const struct dc_recipe *r, int64_t count, double seconds)
 {
-	double expire, rate, delay;
-	int proto, ret;
+	struct op op;
+	int ret;
 
-	ret = recipe_check(r, &expire);
-	if (!ret)
-		ret = throttle_check(count, seconds);
-	if (!ret)
-		ret = pickle_protocol(r->cache, &proto);
+	ret = op_start(&op, r, throttle_bad(count, seconds), OP_PROTO, 0);
 	if (ret)
 		goto out;
-	rate = (double)count / seconds;
+	op.value = count;
+	op.num = (double)count / seconds;
 	for (;;) {
-		ret = throttle_try(r, proto, expire, count, rate, &delay);
-		if (ret || delay == 0)
+		ret = op_txn(&op, throttle_pass);
+		if (ret || op.delay == 0)
 			break;
-		sleep_seconds(delay);
+		sleep_seconds(op.delay);
 	}
 out:
 	return ret;

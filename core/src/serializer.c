@@ -167,29 +167,19 @@ static const uInt py_blocks[] = {
 	64u << 20, 64u << 20, 128u << 20, 128u << 20, 256u << 20,
 };
 
-static int zlib_store(void *arg, const struct dc_value *in, struct dc_buf *buf,
-		      struct dc_value *out)
+/* zlib.compress of @in into @buf; *done is the length written. */
+static int deflate_all(const struct dc_value *in, int level, struct dc_buf *buf,
+		       size_t *done)
 {
-	int level = *(const int *)arg;
-	size_t left = in->len, done = 0, nblocks = 0;
-	int rc = 0, zrc = Z_OK, flush, started = 0;
+	size_t left = in->len, nblocks = 0;
+	int rc = 0, zrc, flush;
 	uInt block;
 	z_stream zs;
 
-	*out = *in;
-	if (in->type != DC_TYPE_BYTES)
-		goto out;
-	if (in->len && !in->data) {
-		rc = DC_INVAL;
-		goto out;
-	}
 	memset(&zs, 0, sizeof(zs));
 	zrc = deflateInit(&zs, level);
-	if (zrc != Z_OK) {
-		rc = zrc == Z_MEM_ERROR ? ENOMEM : DC_INVAL;
-		goto out;
-	}
-	started = 1;
+	if (zrc != Z_OK)
+		return zrc == Z_MEM_ERROR ? ENOMEM : DC_INVAL;
 	zs.next_in = (Bytef *)(uintptr_t)(in->len ? in->data : "");
 	do {
 		zs.avail_in = left > UINT_MAX ? UINT_MAX : (uInt)left;
@@ -203,34 +193,28 @@ static int zlib_store(void *arg, const struct dc_value *in, struct dc_buf *buf,
 						  : DC_ARRAY_SIZE(py_blocks) -
 							1];
 				nblocks++;
-				if (done > SIZE_MAX - 1 - block) {
+				if (*done > SIZE_MAX - 1 - block) {
 					rc = ENOMEM;
 					goto out;
 				}
-				rc = dc_buf_reserve(buf, done + block + 1);
+				rc = dc_buf_reserve(buf, *done + block + 1);
 				if (rc)
 					goto out;
-				zs.next_out = (Bytef *)buf->data + done;
+				zs.next_out = (Bytef *)buf->data + *done;
 				zs.avail_out = block;
 			}
 			zrc = deflate(&zs, flush);
-			done = (size_t)((char *)zs.next_out - buf->data);
+			*done = (size_t)((char *)zs.next_out - buf->data);
 			if (zrc == Z_STREAM_ERROR) {
 				rc = DC_INVAL;
 				goto out;
 			}
 		} while (zs.avail_out == 0);
 	} while (flush != Z_FINISH);
-	if (zrc != Z_STREAM_END) {
+	if (zrc != Z_STREAM_END)
 		rc = DC_INVAL;
-		goto out;
-	}
-	buf->data[done] = '\0';
-	buf->len = done + 1;
-	*out = dc_bytes(buf->data, done);
 out:
-	if (started)
-		deflateEnd(&zs);
+	deflateEnd(&zs);
 	return rc;
 }
 
@@ -250,29 +234,20 @@ static int grow(struct dc_buf *buf, size_t done)
 	return dc_buf_reserve(buf, want);
 }
 
-static int zlib_fetch(void *arg, const struct dc_value *in, struct dc_buf *buf,
-		      struct dc_value *out)
+/* zlib.decompress of @in into @buf; *done is the length written. */
+static int inflate_all(const struct dc_value *in, int level, struct dc_buf *buf,
+		       size_t *done)
 {
 	const Bytef *next = in->data;
-	size_t left = in->len, done = 0, room, guess;
+	size_t left = in->len, room, guess;
 	z_stream zs;
-	int rc = 0, zrc, started = 0;
+	int rc = 0, zrc;
 
-	(void)arg;
-	*out = *in;
-	if (in->type != DC_TYPE_BYTES)
-		goto out;
-	if (in->len && !in->data) {
-		rc = DC_INVAL;
-		goto out;
-	}
+	(void)level;
 	memset(&zs, 0, sizeof(zs));
 	zrc = inflateInit(&zs);
-	if (zrc != Z_OK) {
-		rc = zrc == Z_MEM_ERROR ? ENOMEM : DC_INVAL;
-		goto out;
-	}
-	started = 1;
+	if (zrc != Z_OK)
+		return zrc == Z_MEM_ERROR ? ENOMEM : DC_INVAL;
 	/* A first guess of 4:1, then doubling: few reallocs for typical
 	 * data, and a hostile stream can make us allocate only as we go. */
 	guess = in->len < ((size_t)1 << 24) ? in->len * 4 : (size_t)1 << 26;
@@ -280,11 +255,11 @@ static int zlib_fetch(void *arg, const struct dc_value *in, struct dc_buf *buf,
 	if (rc)
 		goto out;
 	for (;;) {
-		rc = grow(buf, done);
+		rc = grow(buf, *done);
 		if (rc)
 			goto out;
-		room = buf->cap - done - 1;
-		zs.next_out = (Bytef *)buf->data + done;
+		room = buf->cap - *done - 1;
+		zs.next_out = (Bytef *)buf->data + *done;
 		zs.avail_out = room > UINT_MAX ? UINT_MAX : (uInt)room;
 		if (zs.avail_in == 0 && left) {
 			zs.next_in = (Bytef *)(uintptr_t)next;
@@ -293,7 +268,7 @@ static int zlib_fetch(void *arg, const struct dc_value *in, struct dc_buf *buf,
 			left -= zs.avail_in;
 		}
 		zrc = inflate(&zs, Z_NO_FLUSH);
-		done = (size_t)((char *)zs.next_out - buf->data);
+		*done = (size_t)((char *)zs.next_out - buf->data);
 		if (zrc == Z_STREAM_END)
 			break; /* trailing bytes are ignored, as in Python */
 		if (zrc == Z_OK)
@@ -305,13 +280,49 @@ static int zlib_fetch(void *arg, const struct dc_value *in, struct dc_buf *buf,
 		rc = zrc == Z_MEM_ERROR ? ENOMEM : DC_CORRUPT;
 		goto out;
 	}
+out:
+	inflateEnd(&zs);
+	return rc;
+}
+
+/* Both directions: a BYTES value goes through @code into @buf, followed
+ * by a NUL; any other value passes through unchanged. */
+static int zlib_code(int (*code)(const struct dc_value *in, int level,
+				 struct dc_buf *buf, size_t *done),
+		     int level, const struct dc_value *in, struct dc_buf *buf,
+		     struct dc_value *out)
+{
+	size_t done = 0;
+	int rc = 0;
+
+	*out = *in;
+	if (in->type != DC_TYPE_BYTES)
+		goto out;
+	if (in->len && !in->data) {
+		rc = DC_INVAL;
+		goto out;
+	}
+	rc = code(in, level, buf, &done);
+	if (rc)
+		goto out;
 	buf->data[done] = '\0';
 	buf->len = done + 1;
 	*out = dc_bytes(buf->data, done);
 out:
-	if (started)
-		inflateEnd(&zs);
 	return rc;
+}
+
+static int zlib_store(void *arg, const struct dc_value *in, struct dc_buf *buf,
+		      struct dc_value *out)
+{
+	return zlib_code(deflate_all, *(const int *)arg, in, buf, out);
+}
+
+static int zlib_fetch(void *arg, const struct dc_value *in, struct dc_buf *buf,
+		      struct dc_value *out)
+{
+	(void)arg;
+	return zlib_code(inflate_all, 0, in, buf, out);
 }
 
 /* One static instance per level; arg points at the level. */

@@ -38,10 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dcache.h"
+#include "drvutil.h"
 
 #define BIG_PAD 40000
 
@@ -129,12 +129,10 @@ static void out_item(struct out *o, const struct dc_value *v)
 
 static int wait_for(const char *path)
 {
-	struct timespec ms = { 0, 1000000 };
-
 	for (int i = 0; i < 120000; i++) {
 		if (!access(path, F_OK))
 			return 0;
-		nanosleep(&ms, NULL);
+		drv_sleep(0.001);
 	}
 	return ETIMEDOUT;
 }
@@ -180,8 +178,7 @@ static int put(struct coll *c, const struct dc_value *v, int front)
 static int take(struct coll *c, int back, struct dc_buf *buf,
 		struct dc_item *it)
 {
-	memset(it, 0, sizeof(*it));
-	it->fd = -1;
+	drv_item_init(it);
 	if (c->dq)
 		return back ? dc_deque_pop(c->dq, buf, it)
 			    : dc_deque_popleft(c->dq, buf, it);
@@ -305,8 +302,7 @@ static int cmd_api(struct coll *c, const char *cmd, char **argv, int argc,
 	if (!items)
 		return ENOMEM;
 	n = parse_args(argv, argc, &flags, &prefix, items);
-	memset(&it, 0, sizeof(it));
-	it.fd = -1;
+	drv_item_init(&it);
 	if (!strcmp(cmd, "extend") && c->dq) {
 		ret = flags & DC_FRONT ? dc_deque_extendleft(c->dq, items, n)
 				       : dc_deque_extend(c->dq, items, n);

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "dcache.h"
+#include "drvutil.h"
 
 #define RC_USAGE (-1)
 #define MAX_ARGS 64
@@ -68,12 +69,6 @@ struct sb {
 	size_t cap;
 };
 
-static void die(const char *msg)
-{
-	fprintf(stderr, "dcinterop: %s\n", msg);
-	exit(2);
-}
-
 static void sb_reserve(struct sb *sb, size_t more)
 {
 	size_t cap = sb->cap ? sb->cap : 256;
@@ -85,7 +80,7 @@ static void sb_reserve(struct sb *sb, size_t more)
 		cap *= 2;
 	p = realloc(sb->p, cap);
 	if (!p)
-		die("out of memory");
+		drv_die("out of memory");
 	sb->p = p;
 	sb->cap = cap;
 }
@@ -115,7 +110,7 @@ static void sb_printf(struct sb *sb, const char *fmt, ...)
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		die("vsnprintf failed");
+		drv_die("vsnprintf failed");
 	sb_reserve(sb, (size_t)n);
 	va_start(ap, fmt);
 	vsnprintf(sb->p + sb->len, (size_t)n + 1, fmt, ap);
@@ -208,158 +203,6 @@ static void sb_value(struct sb *sb, const struct dc_value *v)
 }
 
 /* ------------------------------------------------------------------ */
-/* Specs: keys, values and tags given on the command line             */
-/* ------------------------------------------------------------------ */
-
-struct spec {
-	struct dc_value v;
-	char *mem;
-};
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decode HEX, repeated @times, into a fresh NUL-terminated buffer. */
-static int unhex(const char *hex, size_t times, char **out, size_t *outlen)
-{
-	size_t n = strlen(hex), i, t;
-	char *p;
-	int ret = -1;
-
-	*out = NULL;
-	if (n % 2)
-		goto out;
-	if (times && n / 2 > (SIZE_MAX - 1) / times)
-		goto out;
-	p = malloc(n / 2 * times + 1);
-	if (!p)
-		die("out of memory");
-	for (i = 0; i < n / 2; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0) {
-			free(p);
-			goto out;
-		}
-		p[i] = (char)(hi << 4 | lo);
-	}
-	for (t = 1; t < times; t++)
-		memcpy(p + t * (n / 2), p, n / 2);
-	p[n / 2 * times] = '\0';
-	*out = p;
-	*outlen = n / 2 * times;
-	ret = 0;
-out:
-	return ret;
-}
-
-static void spec_free(struct spec *s)
-{
-	free(s->mem);
-	s->mem = NULL;
-}
-
-static int parse_i64(const char *s, int64_t *out)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_double(const char *s, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	if (end == s || *end)
-		return -1;
-	return 0;
-}
-
-/* "strrep:N:HEX" style: @rest is "N:HEX". */
-static int parse_rep(const char *rest, char **mem, size_t *len)
-{
-	const char *colon = strchr(rest, ':');
-	char num[32];
-	int64_t times;
-
-	if (!colon || (size_t)(colon - rest) >= sizeof(num))
-		return -1;
-	memcpy(num, rest, (size_t)(colon - rest));
-	num[colon - rest] = '\0';
-	if (parse_i64(num, &times) || times < 0)
-		return -1;
-	return unhex(colon + 1, (size_t)times, mem, len);
-}
-
-static int parse_spec(const char *s, struct spec *out)
-{
-	const char *colon = strchr(s, ':');
-	const char *rest = colon ? colon + 1 : "";
-	size_t tlen = colon ? (size_t)(colon - s) : strlen(s);
-	size_t len = 0;
-	char *mem = NULL;
-	int ret = -1;
-
-	memset(out, 0, sizeof(*out));
-	if (!colon && !strcmp(s, "none")) {
-		out->v.type = DC_TYPE_NONE;
-		ret = 0;
-	} else if (!colon) {
-		ret = -1;
-	} else if (tlen == 3 && !strncmp(s, "int", 3)) {
-		out->v.type = DC_TYPE_INT;
-		ret = parse_i64(rest, &out->v.i);
-	} else if (tlen == 5 && !strncmp(s, "float", 5)) {
-		out->v.type = DC_TYPE_FLOAT;
-		ret = parse_double(rest, &out->v.f);
-	} else if (tlen == 3 && !strncmp(s, "str", 3)) {
-		mem = strdup(rest);
-		if (!mem)
-			die("out of memory");
-		out->v = dc_textn(mem, strlen(mem));
-		ret = 0;
-	} else if (tlen == 4 && !strncmp(s, "strx", 4)) {
-		ret = unhex(rest, 1, &mem, &len);
-		out->v = dc_textn(mem, len);
-	} else if (tlen == 6 && !strncmp(s, "strrep", 6)) {
-		ret = parse_rep(rest, &mem, &len);
-		out->v = dc_textn(mem, len);
-	} else if (tlen == 5 && !strncmp(s, "bytes", 5)) {
-		ret = unhex(rest, 1, &mem, &len);
-		out->v = dc_bytes(mem, len);
-	} else if (tlen == 8 && !strncmp(s, "bytesrep", 8)) {
-		ret = parse_rep(rest, &mem, &len);
-		out->v = dc_bytes(mem, len);
-	} else if (tlen == 6 && !strncmp(s, "pickle", 6)) {
-		ret = unhex(rest, 1, &mem, &len);
-		out->v = dc_pickle(mem, len);
-	} else if (tlen == 9 && !strncmp(s, "picklerep", 9)) {
-		ret = parse_rep(rest, &mem, &len);
-		out->v = dc_pickle(mem, len);
-	}
-	out->mem = mem;
-	if (ret)
-		spec_free(out);
-	return ret;
-}
-
-/* ------------------------------------------------------------------ */
 /* Command arguments                                                  */
 /* ------------------------------------------------------------------ */
 
@@ -368,7 +211,7 @@ struct args {
 	int npos;
 	unsigned flags;
 	double expire;
-	struct spec tag;
+	struct drv_spec tag;
 	int has_tag;
 	const char *prefix;
 	int64_t dflt;
@@ -425,22 +268,22 @@ static int parse_option(struct args *a, const char *tok)
 	else if (!strcmp(tok, "values"))
 		a->values = 1;
 	else if (opt_value(tok, "expire", &v))
-		ok = !parse_double(v, &a->expire);
+		ok = !drv_parse_double(v, &a->expire);
 	else if (opt_value(tok, "now", &v))
-		ok = !parse_double(v, &a->now);
+		ok = !drv_parse_double(v, &a->now);
 	else if (opt_value(tok, "timeout", &v))
-		ok = !parse_double(v, &a->timeout);
+		ok = !drv_parse_double(v, &a->timeout);
 	else if (opt_value(tok, "default", &v))
-		ok = !parse_i64(v, &a->dflt);
+		ok = !drv_parse_i64(v, &a->dflt);
 	else if (opt_value(tok, "offset", &v))
-		ok = !parse_i64(v, &a->offset);
+		ok = !drv_parse_i64(v, &a->offset);
 	else if (opt_value(tok, "enable", &v))
 		a->enable = atoi(v);
 	else if (opt_value(tok, "prefix", &v))
 		a->prefix = v;
 	else if (opt_value(tok, "tag", &v)) {
-		spec_free(&a->tag);
-		ok = !parse_spec(v, &a->tag);
+		drv_spec_free(&a->tag);
+		ok = !drv_spec_parse(v, &a->tag);
 		a->has_tag = ok && a->tag.v.type != DC_TYPE_NONE;
 	} else
 		return 0;
@@ -468,7 +311,7 @@ static void args_parse(struct args *a, int argc, char **argv)
 
 static void args_free(struct args *a)
 {
-	spec_free(&a->tag);
+	drv_spec_free(&a->tag);
 }
 
 static const struct dc_value *args_tag(const struct args *a)
@@ -484,7 +327,7 @@ struct ctx {
 	const char *dir;
 	struct dc_options opts;
 	struct dc_setting settings[32];
-	struct spec setting_specs[32];
+	struct drv_spec setting_specs[32];
 	dc_cache *root;
 	dc_cache *sub; /* current sub-collection, or NULL */
 	dc_deque *dq;  /* deque-* commands: DIR as a Deque, opened lazily */
@@ -575,13 +418,13 @@ static void out_item(struct sb *ex, struct dc_item *it, int with_key)
 typedef int (*cmd_fn)(struct ctx *c, struct args *a, struct sb *ex);
 
 /* Parse positional argument @i as a spec; reports a usage error. */
-static int pos_spec(struct args *a, int i, struct spec *s, struct sb *ex)
+static int pos_spec(struct args *a, int i, struct drv_spec *s, struct sb *ex)
 {
 	if (i >= a->npos) {
 		sb_printf(ex, ",\"usage\":\"missing argument %d\"", i + 1);
 		return RC_USAGE;
 	}
-	if (parse_spec(a->pos[i], s)) {
+	if (drv_spec_parse(a->pos[i], s)) {
 		sb_puts(ex, ",\"usage\":");
 		sb_jstr(ex, a->pos[i]);
 		return RC_USAGE;
@@ -591,7 +434,7 @@ static int pos_spec(struct args *a, int i, struct spec *s, struct sb *ex)
 
 static int cmd_set(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 }, v = { 0 };
+	struct drv_spec k = { 0 }, v = { 0 };
 	int ret;
 
 	ret = pos_spec(a, 0, &k, ex);
@@ -600,14 +443,14 @@ static int cmd_set(struct ctx *c, struct args *a, struct sb *ex)
 	if (!ret)
 		ret = dc_cache_set(cur(c), &k.v, &v.v, a->expire, args_tag(a),
 				   a->flags);
-	spec_free(&k);
-	spec_free(&v);
+	drv_spec_free(&k);
+	drv_spec_free(&v);
 	return ret;
 }
 
 static int cmd_add(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 }, v = { 0 };
+	struct drv_spec k = { 0 }, v = { 0 };
 	int ret;
 
 	ret = pos_spec(a, 0, &k, ex);
@@ -616,8 +459,8 @@ static int cmd_add(struct ctx *c, struct args *a, struct sb *ex)
 	if (!ret)
 		ret = dc_cache_add(cur(c), &k.v, &v.v, a->expire, args_tag(a),
 				   a->flags);
-	spec_free(&k);
-	spec_free(&v);
+	drv_spec_free(&k);
+	drv_spec_free(&v);
 	return ret;
 }
 
@@ -638,7 +481,7 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-static const void *spec_data(const struct spec *s, size_t *len)
+static const void *spec_data(const struct drv_spec *s, size_t *len)
 {
 	*len = s->v.len;
 	return s->v.data ? s->v.data : "";
@@ -646,7 +489,7 @@ static const void *spec_data(const struct spec *s, size_t *len)
 
 static int cmd_setfd(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 }, v = { 0 };
+	struct drv_spec k = { 0 }, v = { 0 };
 	FILE *tmp = NULL;
 	const void *data;
 	size_t len;
@@ -676,14 +519,14 @@ static int cmd_setfd(struct ctx *c, struct args *a, struct sb *ex)
 out:
 	if (tmp)
 		fclose(tmp);
-	spec_free(&k);
-	spec_free(&v);
+	drv_spec_free(&k);
+	drv_spec_free(&v);
 	return ret;
 }
 
 static int cmd_setfile(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 }, v = { 0 };
+	struct drv_spec k = { 0 }, v = { 0 };
 	char path[4096];
 	const void *data;
 	size_t len;
@@ -719,8 +562,8 @@ static int cmd_setfile(struct ctx *c, struct args *a, struct sb *ex)
 out:
 	if (fd >= 0)
 		close(fd);
-	spec_free(&k);
-	spec_free(&v);
+	drv_spec_free(&k);
+	drv_spec_free(&v);
 	return ret;
 }
 
@@ -728,7 +571,7 @@ static int cmd_get(struct ctx *c, struct args *a, struct sb *ex)
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
-	struct spec k = { 0 };
+	struct drv_spec k = { 0 };
 	int ret;
 
 	item_init(&it);
@@ -740,7 +583,7 @@ static int cmd_get(struct ctx *c, struct args *a, struct sb *ex)
 	if (it.fd >= 0)
 		close(it.fd);
 	dc_buf_release(&buf);
-	spec_free(&k);
+	drv_spec_free(&k);
 	return ret;
 }
 
@@ -748,7 +591,7 @@ static int cmd_pop(struct ctx *c, struct args *a, struct sb *ex)
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
-	struct spec k = { 0 };
+	struct drv_spec k = { 0 };
 	int ret;
 
 	item_init(&it);
@@ -760,57 +603,57 @@ static int cmd_pop(struct ctx *c, struct args *a, struct sb *ex)
 	if (it.fd >= 0)
 		close(it.fd);
 	dc_buf_release(&buf);
-	spec_free(&k);
+	drv_spec_free(&k);
 	return ret;
 }
 
 static int cmd_contains(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 };
+	struct drv_spec k = { 0 };
 	int ret;
 
 	ret = pos_spec(a, 0, &k, ex);
 	if (!ret)
 		ret = dc_cache_contains(cur(c), &k.v);
-	spec_free(&k);
+	drv_spec_free(&k);
 	return ret;
 }
 
 static int cmd_touch(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 };
+	struct drv_spec k = { 0 };
 	int ret;
 
 	ret = pos_spec(a, 0, &k, ex);
 	if (!ret)
 		ret = dc_cache_touch(cur(c), &k.v, a->expire, a->flags);
-	spec_free(&k);
+	drv_spec_free(&k);
 	return ret;
 }
 
 static int cmd_delete(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 };
+	struct drv_spec k = { 0 };
 	int ret;
 
 	ret = pos_spec(a, 0, &k, ex);
 	if (!ret)
 		ret = dc_cache_delete(cur(c), &k.v, a->flags);
-	spec_free(&k);
+	drv_spec_free(&k);
 	return ret;
 }
 
 static int incr_common(struct ctx *c, struct args *a, struct sb *ex, int decr)
 {
 	struct dc_value result = { 0 };
-	struct spec k = { 0 };
+	struct drv_spec k = { 0 };
 	int64_t delta;
 	int ret;
 
 	ret = pos_spec(a, 0, &k, ex);
 	if (ret)
 		goto out;
-	if (a->npos < 2 || parse_i64(a->pos[1], &delta)) {
+	if (a->npos < 2 || drv_parse_i64(a->pos[1], &delta)) {
 		sb_puts(ex, ",\"usage\":\"DELTA\"");
 		ret = RC_USAGE;
 		goto out;
@@ -828,7 +671,7 @@ static int incr_common(struct ctx *c, struct args *a, struct sb *ex, int decr)
 		sb_value(ex, &result);
 	}
 out:
-	spec_free(&k);
+	drv_spec_free(&k);
 	return ret;
 }
 
@@ -846,7 +689,7 @@ static int cmd_push(struct ctx *c, struct args *a, struct sb *ex)
 {
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_value key = { 0 };
-	struct spec v = { 0 };
+	struct drv_spec v = { 0 };
 	int ret;
 
 	ret = pos_spec(a, 0, &v, ex);
@@ -858,7 +701,7 @@ static int cmd_push(struct ctx *c, struct args *a, struct sb *ex)
 		sb_value(ex, &key);
 	}
 	dc_buf_release(&buf);
-	spec_free(&v);
+	drv_spec_free(&v);
 	return ret;
 }
 
@@ -912,7 +755,7 @@ static int cmd_peekitem(struct ctx *c, struct args *a, struct sb *ex)
 
 static int parse_count(struct args *a, int i, int64_t *n, struct sb *ex)
 {
-	if (i >= a->npos || parse_i64(a->pos[i], n) || *n < 0) {
+	if (i >= a->npos || drv_parse_i64(a->pos[i], n) || *n < 0) {
 		sb_puts(ex, ",\"usage\":\"COUNT\"");
 		return RC_USAGE;
 	}
@@ -948,26 +791,6 @@ out:
 	return ret;
 }
 
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_for(double secs)
-{
-	struct timespec ts;
-
-	if (secs <= 0)
-		return;
-	ts.tv_sec = (time_t)secs;
-	ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 /* Pull N items (0: until the queue is empty), waiting on an empty queue
  * until @timeout seconds passed without progress. */
 static int cmd_pull_n(struct ctx *c, struct args *a, struct sb *ex)
@@ -981,13 +804,13 @@ static int cmd_pull_n(struct ctx *c, struct args *a, struct sb *ex)
 	ret = parse_count(a, 0, &n, ex);
 	if (ret)
 		goto out;
-	last = now_mono();
+	last = drv_mono();
 	sb_puts(ex, ",\"items\":[");
 	while (!n || got < n) {
 		item_init(&it);
 		ret = dc_cache_pull(cur(c), a->prefix, &buf, &it, a->flags);
-		if (ret == DC_NOTFOUND && n && now_mono() - last < a->timeout) {
-			sleep_for(0.001);
+		if (ret == DC_NOTFOUND && n && drv_mono() - last < a->timeout) {
+			drv_sleep(0.001);
 			continue;
 		}
 		if (ret == DC_NOTFOUND && !n) {
@@ -996,7 +819,7 @@ static int cmd_pull_n(struct ctx *c, struct args *a, struct sb *ex)
 		}
 		if (ret)
 			break;
-		last = now_mono();
+		last = drv_mono();
 		sb_puts(ex, got ? ",{\"key\":" : "{\"key\":");
 		sb_value(ex, &it.key);
 		sb_puts(ex, ",\"value\":");
@@ -1035,7 +858,7 @@ static int cmd_expire(struct ctx *c, struct args *a, struct sb *ex)
 
 static int cmd_evict(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec t = { 0 };
+	struct drv_spec t = { 0 };
 	uint64_t n = 0;
 	int ret;
 
@@ -1044,7 +867,7 @@ static int cmd_evict(struct ctx *c, struct args *a, struct sb *ex)
 		ret = dc_cache_evict(cur(c), &t.v, a->flags, &n);
 		out_count(ex, n);
 	}
-	spec_free(&t);
+	drv_spec_free(&t);
 	return ret;
 }
 
@@ -1135,7 +958,7 @@ static int cmd_setting_get(struct ctx *c, struct args *a, struct sb *ex)
 
 static int cmd_setting_set(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec v = { 0 };
+	struct drv_spec v = { 0 };
 	int ret;
 
 	if (a->npos < 1) {
@@ -1145,7 +968,7 @@ static int cmd_setting_set(struct ctx *c, struct args *a, struct sb *ex)
 	ret = pos_spec(a, 1, &v, ex);
 	if (!ret)
 		ret = dc_cache_setting_set(cur(c), a->pos[0], &v.v);
-	spec_free(&v);
+	drv_spec_free(&v);
 	return ret;
 }
 
@@ -1183,7 +1006,7 @@ static int cmd_settings(struct ctx *c, struct args *a, struct sb *ex)
 
 static int cmd_shard_of(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 };
+	struct drv_spec k = { 0 };
 	int ret;
 
 	ret = pos_spec(a, 0, &k, ex);
@@ -1194,13 +1017,13 @@ static int cmd_shard_of(struct ctx *c, struct args *a, struct sb *ex)
 			ret = 0;
 		}
 	}
-	spec_free(&k);
+	drv_spec_free(&k);
 	return ret;
 }
 
 static int cmd_hash(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 };
+	struct drv_spec k = { 0 };
 	uint32_t h = 0;
 	int ret;
 
@@ -1210,7 +1033,7 @@ static int cmd_hash(struct ctx *c, struct args *a, struct sb *ex)
 		ret = dc_key_hash(&k.v, &h);
 	if (!ret)
 		sb_printf(ex, ",\"hash\":%" PRIu32, h);
-	spec_free(&k);
+	drv_spec_free(&k);
 	return ret;
 }
 
@@ -1295,7 +1118,7 @@ static int want_index(struct ctx *c)
 /* deque-append VALUE [front] */
 static int cmd_deque_append(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec v = { 0 };
+	struct drv_spec v = { 0 };
 	int ret = want_deque(c);
 
 	if (!ret)
@@ -1303,7 +1126,7 @@ static int cmd_deque_append(struct ctx *c, struct args *a, struct sb *ex)
 	if (!ret)
 		ret = (a->flags & DC_FRONT) ? dc_deque_appendleft(c->dq, &v.v)
 					    : dc_deque_append(c->dq, &v.v);
-	spec_free(&v);
+	drv_spec_free(&v);
 	return ret;
 }
 
@@ -1384,7 +1207,7 @@ static int cmd_deque_rotate(struct ctx *c, struct args *a, struct sb *ex)
 
 	if (ret)
 		return ret;
-	if (a->npos < 1 || parse_i64(a->pos[0], &n)) {
+	if (a->npos < 1 || drv_parse_i64(a->pos[0], &n)) {
 		sb_puts(ex, ",\"usage\":\"N\"");
 		return RC_USAGE;
 	}
@@ -1403,7 +1226,7 @@ static int cmd_deque_reverse(struct ctx *c, struct args *a, struct sb *ex)
 /* index-set KEY VALUE */
 static int cmd_index_set(struct ctx *c, struct args *a, struct sb *ex)
 {
-	struct spec k = { 0 }, v = { 0 };
+	struct drv_spec k = { 0 }, v = { 0 };
 	int ret = want_index(c);
 
 	if (!ret)
@@ -1412,8 +1235,8 @@ static int cmd_index_set(struct ctx *c, struct args *a, struct sb *ex)
 		ret = pos_spec(a, 1, &v, ex);
 	if (!ret)
 		ret = dc_index_set(c->ix, &k.v, &v.v);
-	spec_free(&k);
-	spec_free(&v);
+	drv_spec_free(&k);
+	drv_spec_free(&v);
 	return ret;
 }
 
@@ -1545,11 +1368,11 @@ static int cmd_sleep(struct ctx *c, struct args *a, struct sb *ex)
 	double s;
 
 	(void)c;
-	if (a->npos < 1 || parse_double(a->pos[0], &s)) {
+	if (a->npos < 1 || drv_parse_double(a->pos[0], &s)) {
 		sb_puts(ex, ",\"usage\":\"SECONDS\"");
 		return RC_USAGE;
 	}
-	sleep_for(s);
+	drv_sleep(s);
 	return 0;
 }
 
@@ -1671,7 +1494,7 @@ static int run_command(struct ctx *c, int argc, char **argv, struct sb *line)
 	int ret = 0;
 
 	if (argc >= 1 && !strcmp(argv[0], "repeat")) {
-		if (argc < 3 || parse_i64(argv[1], &n) || n < 1) {
+		if (argc < 3 || drv_parse_i64(argv[1], &n) || n < 1) {
 			ret = RC_USAGE;
 			sb_puts(&ex, ",\"usage\":\"repeat N CMD\"");
 		} else {
@@ -1766,7 +1589,7 @@ static void parse_global(struct ctx *c, int *argi, int argc, char **argv)
 			c->opts.shards =
 			    strcmp(val, "plain") ? atoi(val) : DC_SHARDS_PLAIN;
 		} else if (!strcmp(opt, "--timeout")) {
-			if (parse_double(val, &c->opts.timeout))
+			if (drv_parse_double(val, &c->opts.timeout))
 				usage();
 		} else if (!strcmp(opt, "--setting")) {
 			char *eq = strchr(val, '=');
@@ -1774,7 +1597,7 @@ static void parse_global(struct ctx *c, int *argi, int argc, char **argv)
 			if (!eq || ns >= 32)
 				usage();
 			*eq = '\0';
-			if (parse_spec(eq + 1, &c->setting_specs[ns]))
+			if (drv_spec_parse(eq + 1, &c->setting_specs[ns]))
 				usage();
 			c->settings[ns].name = val;
 			c->settings[ns].value = c->setting_specs[ns].v;
@@ -1825,6 +1648,6 @@ out:
 	ctx_close(&c);
 	sb_free(&line);
 	for (i = 0; i < c.opts.nsettings; i++)
-		spec_free(&c.setting_specs[i]);
+		drv_spec_free(&c.setting_specs[i]);
 	return status;
 }

@@ -15,20 +15,11 @@
  * with "ERR <rc>".
  */
 #include "dcache.h"
+#include "drvutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 /* Data of parsed values, freed at the end. */
 static void *allocs[200];
@@ -49,31 +40,18 @@ static int parse_value(const char *s, struct dc_value *v)
 		memcpy(&d, &u, 8);
 		*v = dc_float(d);
 	} else if (strncmp(s, "s:", 2) == 0 || strncmp(s, "b:", 2) == 0) {
-		size_t n = strlen(s + 2) / 2;
-		char *p = malloc(n + 1);
+		char *p;
+		size_t n;
 
-		if (!p || nallocs == sizeof(allocs) / sizeof(allocs[0])) {
-			free(p);
+		if (nallocs == sizeof(allocs) / sizeof(allocs[0]) ||
+		    drv_unhex(s + 2, 1, &p, &n))
 			return -1;
-		}
 		allocs[nallocs++] = p;
-		for (size_t i = 0; i < n; i++)
-			p[i] = (char)(hexval(s[2 + 2 * i]) * 16 +
-				      hexval(s[3 + 2 * i]));
-		p[n] = 0;
 		*v = s[0] == 's' ? dc_textn(p, n) : dc_bytes(p, n);
 	} else {
 		return -1;
 	}
 	return 0;
-}
-
-static void print_hex(const void *d, size_t n)
-{
-	const unsigned char *p = d;
-
-	for (size_t i = 0; i < n; i++)
-		printf("%02x", p[i]);
 }
 
 static void print_value(const struct dc_value *v)
@@ -92,16 +70,13 @@ static void print_value(const struct dc_value *v)
 		printf("d:%016llx", u);
 		break;
 	case DC_TYPE_TEXT:
-		printf("s:");
-		print_hex(v->data, v->len);
+		drv_print_hex("s:", v->data, v->len);
 		break;
 	case DC_TYPE_BYTES:
-		printf("b:");
-		print_hex(v->data, v->len);
+		drv_print_hex("b:", v->data, v->len);
 		break;
 	case DC_TYPE_PICKLE:
-		printf("p:");
-		print_hex(v->data, v->len);
+		drv_print_hex("p:", v->data, v->len);
 		break;
 	}
 }
@@ -124,13 +99,7 @@ static int fn(void *arg, const struct dc_value *args, size_t nargs,
 	(void)nkwargs;
 	(void)buf;
 	a->called++;
-	if (a->sleep > 0) {
-		struct timespec ts;
-
-		ts.tv_sec = (time_t)a->sleep;
-		ts.tv_nsec = (long)((a->sleep - (double)ts.tv_sec) * 1e9);
-		nanosleep(&ts, NULL);
-	}
+	drv_sleep(a->sleep);
 	*result = a->result;
 	return 0;
 }
@@ -221,7 +190,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "key") == 0) {
 		rc = dc_memo_key(m, args, nargs, kwargs, nkwargs, &buf, &key);
 		if (!rc) {
-			print_hex(key.data, key.len);
+			drv_print_hex(NULL, key.data, key.len);
 			printf("\n");
 		}
 	} else {

@@ -12,6 +12,7 @@
  * codec is internal and this driver exists to test it.
  */
 #include "../../core/src/pickle.h"
+#include "drvutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,32 +29,18 @@ struct pool {
 	size_t nbufs;
 };
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
+/* Decoded @s, kept in the pool until the line is done; NULL for bad
+ * hex. */
 static char *unhex(struct pool *p, const char *s, size_t *len)
 {
-	size_t n = strlen(s) / 2;
-	char *b = malloc(n + 1);
+	char *b;
 
-	if (!b)
-		exit(2);
-	for (size_t i = 0; i < n; i++)
-		b[i] = (char)(hexval(s[2 * i]) * 16 + hexval(s[2 * i + 1]));
-	b[n] = 0;
+	if (drv_unhex(s, 1, &b, len))
+		return NULL;
 	p->bufs = realloc(p->bufs, (p->nbufs + 1) * sizeof(*p->bufs));
 	if (!p->bufs)
-		exit(2);
+		drv_die("out of memory");
 	p->bufs[p->nbufs++] = b;
-	*len = n;
 	return b;
 }
 
@@ -78,12 +65,11 @@ static int parse_token(struct pool *p, char *tok, char **save, struct dc_py *o)
 
 		o->kind = DC_PY_FLOAT;
 		memcpy(&o->f, &u, 8);
-	} else if (strncmp(tok, "s:", 2) == 0) {
-		o->kind = DC_PY_STR;
+	} else if (strncmp(tok, "s:", 2) == 0 || strncmp(tok, "b:", 2) == 0) {
+		o->kind = tok[0] == 's' ? DC_PY_STR : DC_PY_BYTES;
 		o->data = unhex(p, tok + 2, &o->len);
-	} else if (strncmp(tok, "b:", 2) == 0) {
-		o->kind = DC_PY_BYTES;
-		o->data = unhex(p, tok + 2, &o->len);
+		if (!o->data)
+			return -1;
 	} else if (strncmp(tok, "y:", 2) == 0) {
 		o->kind = DC_PY_TYPE;
 		o->data = tok + 2;
@@ -136,14 +122,6 @@ static int parse_one(struct pool *p, char **save, struct dc_py *out)
 	return parse_token(p, tok, save, out);
 }
 
-static void print_hex(const void *d, size_t n)
-{
-	const unsigned char *p = d;
-
-	for (size_t i = 0; i < n; i++)
-		printf("%02x", p[i]);
-}
-
 static void print_obj(const struct dc_py *o)
 {
 	uint64_t u;
@@ -163,12 +141,10 @@ static void print_obj(const struct dc_py *o)
 		printf("d:%016llx", (unsigned long long)u);
 		break;
 	case DC_PY_STR:
-		printf("s:");
-		print_hex(o->data, o->len);
+		drv_print_hex("s:", o->data, o->len);
 		break;
 	case DC_PY_BYTES:
-		printf("b:");
-		print_hex(o->data, o->len);
+		drv_print_hex("b:", o->data, o->len);
 		break;
 	case DC_PY_TYPE:
 		printf("y:%.*s", (int)o->len, o->data);
@@ -218,7 +194,7 @@ int main(void)
 			if (rc)
 				printf("ERR %d\n", rc);
 			else {
-				print_hex(out.data, out.len);
+				drv_print_hex(NULL, out.data, out.len);
 				printf("\n");
 			}
 		} else if (strcmp(cmd, "U") == 0) {
@@ -228,6 +204,11 @@ int main(void)
 			char *data;
 
 			data = unhex(&p, h ? h : "", &len);
+			if (!data) {
+				printf("BADSPEC\n");
+				fflush(stdout);
+				continue;
+			}
 			rc = dc_unpickle(data, len, items, MAXITEMS, &n,
 					 &is_tuple);
 			if (rc) {

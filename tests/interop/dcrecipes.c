@@ -35,17 +35,16 @@
  *   stored KEY                   -> "type", "hex" of the raw stored value
  *   sleep S | quit
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dcache.h"
+#include "drvutil.h"
 
 #define RC_USAGE (-1)
 #define MAX_ARGS 64
@@ -58,57 +57,19 @@ struct ctx {
 	double start_at;
 };
 
-static double wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts;
-
-	if (!(s > 0))
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	nanosleep(&ts, NULL);
-}
-
+/* A number, or "forever" (DC_WAIT_FOREVER) for a WAIT; 0 or RC_USAGE. */
 static int parse_double(const char *s, double *d)
 {
-	char *end;
-
-	if (!s)
-		return RC_USAGE;
 	if (!strcmp(s, "forever")) {
 		*d = DC_WAIT_FOREVER;
 		return 0;
 	}
-	errno = 0;
-	*d = strtod(s, &end);
-	return (*s && !*end && !errno) ? 0 : RC_USAGE;
+	return drv_parse_double(s, d) ? RC_USAGE : 0;
 }
 
 static int parse_int(const char *s, int64_t *i)
 {
-	char *end;
-
-	if (!s)
-		return RC_USAGE;
-	errno = 0;
-	*i = strtoll(s, &end, 10);
-	return (*s && !*end && !errno) ? 0 : RC_USAGE;
+	return drv_parse_i64(s, i) ? RC_USAGE : 0;
 }
 
 static struct dc_recipe recipe(const struct ctx *c, const char *key)
@@ -156,14 +117,13 @@ static int body_run(void *p)
 	int rc;
 
 	if (!b->first)
-		b->first = wall();
+		b->first = drv_wall();
 	rc = incr(b->cache, "inside", 1, &in);
 	if (rc)
 		return rc;
 	if (in != 1)
 		b->violations++;
-	memset(&it, 0, sizeof(it));
-	it.fd = -1;
+	drv_item_init(&it);
 	rc = dc_cache_get(b->cache, &k, NULL, &it, DC_NOVALUE | DC_RETRY);
 	if (rc == 0 && it.value.type == DC_TYPE_INT)
 		n = it.value.i;
@@ -174,7 +134,7 @@ static int body_run(void *p)
 	rc = dc_cache_set(b->cache, &k, &v, DC_NO_EXPIRE, NULL, DC_RETRY);
 	if (!rc)
 		rc = incr(b->cache, "inside", -1, &in);
-	b->last = wall();
+	b->last = drv_wall();
 	return rc;
 }
 
@@ -257,14 +217,6 @@ static int sem_hold(const struct ctx *c, const char *key, int64_t value,
 /* Commands                                                           */
 /* ------------------------------------------------------------------ */
 
-static void print_hex(const void *p, size_t len)
-{
-	const unsigned char *s = p;
-
-	for (size_t i = 0; i < len; i++)
-		printf("%02x", s[i]);
-}
-
 static int stored(const struct ctx *c, const char *key)
 {
 	struct dc_buf buf = DC_BUF_INIT;
@@ -272,8 +224,7 @@ static int stored(const struct ctx *c, const char *key)
 	struct dc_item it;
 	int rc;
 
-	memset(&it, 0, sizeof(it));
-	it.fd = -1;
+	drv_item_init(&it);
 	rc = dc_cache_get(c->cache, &k, &buf, &it, 0);
 	printf("{\"rc\":%d", rc);
 	if (!rc) {
@@ -283,8 +234,8 @@ static int stored(const struct ctx *c, const char *key)
 		} else if (it.value.type == DC_TYPE_FLOAT) {
 			printf(",\"float\":\"%a\"", it.value.f);
 		} else {
-			printf(",\"hex\":\"");
-			print_hex(it.value.data, it.value.len);
+			drv_print_hex(",\"hex\":\"", it.value.data,
+				      it.value.len);
 			printf("\"");
 		}
 	}
@@ -315,7 +266,7 @@ static int command(struct ctx *c, int argc, char **argv)
 	} else if (!strcmp(cmd, "sleep") && argc == 2) {
 		rc = parse_double(argv[1], &d);
 		if (!rc)
-			sleep_s(d);
+			drv_sleep(d);
 	} else if (!strcmp(cmd, "lock-acquire") && argc == 3) {
 		rc = parse_double(argv[2], &d);
 		if (!rc)
@@ -371,8 +322,8 @@ static int command(struct ctx *c, int argc, char **argv)
 			rc = parse_double(argv[3], &d);
 		if (!rc)
 			rc = parse_double(argv[4], &d2);
-		start = mono();
-		while (!rc && mono() - start <= d2) {
+		start = drv_mono();
+		while (!rc && drv_mono() - start <= d2) {
 			rc = dc_throttle_wait(&r, i1, d);
 			if (!rc)
 				calls++;
@@ -477,8 +428,8 @@ int main(int argc, char **argv)
 		printf("{\"rc\":%d}\n", rc);
 		return 1;
 	}
-	if (c.start_at > wall())
-		sleep_s(c.start_at - wall());
+	if (c.start_at > drv_wall())
+		drv_sleep(c.start_at - drv_wall());
 	if (!strcmp(argv[argi], "script") && argi + 1 == argc)
 		run_script(&c);
 	else

@@ -6,9 +6,9 @@
  * Opens DIR with dc_serializer_zlib(LEVEL) ("raw": no serializer; SHARDS
  * as struct dc_options.shards, default 0: detect) and runs one command,
  * printing one line of JSON {..., "rc":N} (rc as the library returns it,
- * -1 for a usage error).  Keys, values and tags are specs as in
- * dcinterop.c: int:N  float:F  strx:HEX  bytes:HEX  pickle:HEX
- * strrep:N:HEX  bytesrep:N:HEX  picklerep:N:HEX  none; values come back as
+ * -1 for a usage error).  Keys, values and tags are SPECs as for
+ * dcinterop (drvutil.h: int:N  float:F  strx:HEX  bytes:HEX ...  none);
+ * values come back as
  * {"type":"int","int":N}, {"type":"float","float":"<%a>"} or
  * {"type":"str"|"bytes"|"pickle","hex":"..."}.
  *
@@ -26,111 +26,9 @@
 #include <unistd.h>
 
 #include "dcache.h"
+#include "drvutil.h"
 
 #define RC_USAGE (-1)
-
-/* A parsed spec: the value and the memory it points into. */
-struct spec {
-	struct dc_value v;
-	char *mem;
-};
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* HEX repeated @times times into a new buffer (NUL-terminated). */
-static int unhex(const char *hex, size_t times, char **mem, size_t *len)
-{
-	size_t n = strlen(hex), unit = n / 2;
-	char *p;
-
-	if (n % 2 || (unit && times > SIZE_MAX / 2 / unit))
-		return -1;
-	p = malloc(unit * times + 1);
-	if (!p)
-		return -1;
-	for (size_t i = 0; i < unit; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0) {
-			free(p);
-			return -1;
-		}
-		p[i] = (char)(hi << 4 | lo);
-	}
-	for (size_t t = 1; t < times; t++)
-		memcpy(p + t * unit, p, unit);
-	p[unit * times] = '\0';
-	*mem = p;
-	*len = unit * times;
-	return 0;
-}
-
-static int parse_spec(const char *s, struct spec *out)
-{
-	static const struct {
-		const char *name;
-		enum dc_type type;
-		int rep;
-	} kinds[] = {
-		{ "strx:", DC_TYPE_TEXT, 0 },
-		{ "bytes:", DC_TYPE_BYTES, 0 },
-		{ "pickle:", DC_TYPE_PICKLE, 0 },
-		{ "strrep:", DC_TYPE_TEXT, 1 },
-		{ "bytesrep:", DC_TYPE_BYTES, 1 },
-		{ "picklerep:", DC_TYPE_PICKLE, 1 },
-	};
-	char *end;
-
-	memset(out, 0, sizeof(*out));
-	if (strcmp(s, "none") == 0)
-		return 0;
-	if (strncmp(s, "int:", 4) == 0) {
-		errno = 0;
-		out->v = dc_int(strtoll(s + 4, &end, 10));
-		return errno || *end ? -1 : 0;
-	}
-	if (strncmp(s, "float:", 6) == 0) {
-		out->v = dc_float(strtod(s + 6, &end));
-		return *end ? -1 : 0;
-	}
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		size_t n = strlen(kinds[i].name), len, times = 1;
-		const char *hex = s + n;
-
-		if (strncmp(s, kinds[i].name, n) != 0)
-			continue;
-		if (kinds[i].rep) {
-			times = strtoull(hex, &end, 10);
-			if (*end != ':')
-				return -1;
-			hex = end + 1;
-		}
-		if (unhex(hex, times, &out->mem, &len))
-			return -1;
-		out->v.type = kinds[i].type;
-		out->v.data = out->mem;
-		out->v.len = len;
-		return 0;
-	}
-	return -1;
-}
-
-static void print_hex(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		printf("%02x", b[i]);
-}
 
 static void print_value(const char *name, const struct dc_value *v)
 {
@@ -149,7 +47,7 @@ static void print_value(const char *name, const struct dc_value *v)
 	case DC_TYPE_BYTES:
 	case DC_TYPE_PICKLE:
 		printf("{\"type\":\"%s\",\"hex\":\"", names[v->type]);
-		print_hex(v->data, v->len);
+		drv_print_hex(NULL, v->data, v->len);
 		printf("\"}");
 		break;
 	default:
@@ -165,7 +63,7 @@ static int print_fd(int fd)
 
 	printf(",\"fd\":\"");
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		print_hex(chunk, (size_t)n);
+		drv_print_hex(NULL, chunk, (size_t)n);
 	printf("\"");
 	return n < 0 ? errno : 0;
 }
@@ -174,7 +72,7 @@ struct run {
 	const struct dc_options *o;
 	const char *dir;
 	const char *cmd;
-	struct spec a[3];
+	struct drv_spec a[3];
 	int nargs;
 };
 
@@ -284,8 +182,7 @@ int main(int argc, char **argv)
 
 	memset(&r, 0, sizeof(r));
 	memset(&o, 0, sizeof(o));
-	memset(&it, 0, sizeof(it));
-	it.fd = -1;
+	drv_item_init(&it);
 	/* A first member, so that each result can start with a comma. */
 	printf("{\"driver\":\"dcser\"");
 	if (argc < 4 || argc > 7)
@@ -306,7 +203,7 @@ int main(int argc, char **argv)
 	if (*end)
 		goto out;
 	for (int i = 4; i < argc; i++) {
-		if (parse_spec(argv[i], &r.a[r.nargs]))
+		if (drv_spec_parse(argv[i], &r.a[r.nargs]))
 			goto out;
 		r.nargs++;
 	}
@@ -319,7 +216,7 @@ int main(int argc, char **argv)
 out:
 	printf(",\"rc\":%d}\n", rc);
 	for (int i = 0; i < r.nargs; i++)
-		free(r.a[i].mem);
+		drv_spec_free(&r.a[i]);
 	dc_buf_release(&buf);
 	return rc == RC_USAGE ? 2 : 0;
 }
