@@ -89,14 +89,36 @@ static int held_elsewhere(struct cli *cli)
 static const int lock_signals[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP };
 #define NSIGNALS (sizeof(lock_signals) / sizeof(lock_signals[0]))
 
-static volatile sig_atomic_t got_signal;
-static volatile sig_atomic_t child_pid;
+/* Written by on_signal() only; dcache has no other thread here, so the
+ * handler runs on the thread it interrupts. */
+static volatile sig_atomic_t got_signal;    /* the latest one */
+static volatile sig_atomic_t got[NSIGNALS]; /* each one that came */
+static volatile sig_atomic_t child_pid;     /* COMMAND, unreaped, or 0 */
 
 static void on_signal(int sig)
 {
+	int saved = errno;
+	pid_t pid = (pid_t)child_pid;
+	size_t i;
+
+	for (i = 0; i < NSIGNALS; i++)
+		if (lock_signals[i] == sig)
+			got[i] = 1;
 	got_signal = sig;
-	if (child_pid > 0 && (sig == SIGTERM || sig == SIGHUP))
-		kill((pid_t)child_pid, sig);
+	if (pid > 0 && (sig == SIGTERM || sig == SIGHUP))
+		kill(pid, sig);
+	errno = saved;
+}
+
+static int received(int sig)
+{
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < NSIGNALS; i++)
+		if (lock_signals[i] == sig)
+			ret = got[i];
+	return ret;
 }
 
 struct sigsave {
@@ -165,80 +187,127 @@ static int acquire(struct cli *cli, const struct dc_recipe *r)
 	return err;
 }
 
-/* Run COMMAND and wait for it.  Returns its exit status as a shell
- * reports it (*exited 0 if a signal killed it), or -1 with *err set when
- * it could not be started. */
-static int run_command(struct cli *cli, const struct sigsave *s, int *err,
-		       int *exited)
+/* Wait for COMMAND to end and reap it, with its wait status in *wstatus.
+ *
+ * on_signal() may kill(child_pid) at any moment.  Once a PID is reaped
+ * the kernel may give it to a new process, so child_pid must be 0
+ * before the reap, not after it: waitid(WNOWAIT) waits for the end but
+ * leaves COMMAND a zombie, whose PID nobody else can have; child_pid is
+ * cleared (a handler then sees either COMMAND's PID, and signals a
+ * zombie, which is harmless, or 0); only then waitpid() frees the PID. */
+static int wait_command(pid_t pid, int *wstatus)
 {
+	siginfo_t info;
+	int err = 0;
+
+	while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) != 0) {
+		if (errno != EINTR) {
+			err = errno;
+			break;
+		}
+	}
+	child_pid = 0;
+	while (!err && waitpid(pid, wstatus, 0) < 0) {
+		if (errno != EINTR)
+			err = errno;
+	}
+	return err;
+}
+
+/* Run COMMAND and wait for it.  Returns 1 with its wait status in
+ * *wstatus; 0 if a signal came first (COMMAND is not started); or -1,
+ * with the message printed, if it could not be started or waited for. */
+static int run_command(struct cli *cli, const struct sigsave *s, int *wstatus)
+{
+	struct sigaction dfl, chld;
 	sigset_t block, old;
-	pid_t pid;
+	pid_t pid = -1;
 	size_t i;
-	int status, ret = -1;
+	int err, ret = -1;
 
 	sigemptyset(&block);
 	for (i = 0; i < NSIGNALS; i++)
 		sigaddset(&block, lock_signals[i]);
+	/* An ignored SIGCHLD (ours by inheritance) would have the kernel
+	 * reap COMMAND as it ends: no zombie to hold its PID for
+	 * wait_command(), and no status.  So it is the default until
+	 * COMMAND is reaped; COMMAND itself gets what dcache was given. */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGCHLD, &dfl, &chld);
 	fflush(NULL);
-	/* no handler may run in the child before exec: it would signal
-	 * child_pid, still 0 there, which kill() takes as the group */
+	/* Blocked from the check of got_signal until child_pid is set: a
+	 * SIGTERM that comes after the check is then handled once there is
+	 * a COMMAND to pass it to, not lost.  And no handler may run in
+	 * the child before exec: it would signal child_pid, still 0 there,
+	 * which kill() takes as the whole process group. */
 	sigprocmask(SIG_BLOCK, &block, &old);
+	if (got_signal) {
+		ret = 0;
+		goto unblock;
+	}
 	pid = fork();
 	if (pid == 0) {
 		restore_signals(s);
+		sigaction(SIGCHLD, &chld, NULL);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		execvp(cli->run[0], cli->run);
 		fprintf(stderr, "dcache: lock: %s: %s\n", cli->run[0],
 			strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
-	if (pid < 0)
-		*err = errno;
-	else
-		child_pid = pid;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (pid < 0)
-		goto out;
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			*err = errno;
-			goto out;
-		}
+	if (pid < 0) {
+		cli_fail(cli, errno, "cannot run %s", cli->run[0]);
+		goto unblock;
 	}
-	child_pid = 0;
-	*exited = WIFEXITED(status);
-	if (WIFEXITED(status))
-		ret = WEXITSTATUS(status);
-	else if (WIFSIGNALED(status))
-		ret = 128 + WTERMSIG(status);
-	else
-		ret = EXIT_ERROR;
-out:
+	child_pid = pid;
+unblock:
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid > 0) {
+		err = wait_command(pid, wstatus);
+		if (err)
+			cli_fail(cli, err, "waiting for %s", cli->run[0]);
+		else
+			ret = 1;
+	}
+	sigaction(SIGCHLD, &chld, NULL);
+	return ret;
+}
+
+/* COMMAND's wait status as a shell reports it. */
+static int shell_status(int wstatus)
+{
+	int ret = EXIT_ERROR;
+
+	if (WIFEXITED(wstatus))
+		ret = WEXITSTATUS(wstatus);
+	else if (WIFSIGNALED(wstatus))
+		ret = 128 + WTERMSIG(wstatus);
 	return ret;
 }
 
 static int lock_and_run(struct cli *cli, const struct dc_recipe *r)
 {
 	struct sigsave s;
-	int err, rerr, status = -1, exited = 0, ret;
+	int err, rerr, ran, wstatus = 0, die = 0, ret;
 
 	catch_signals(&s);
 	err = acquire(cli, r);
 	if (err == DC_EXISTS) {
 		ret = got_signal ? EXIT_ERROR : held_elsewhere(cli);
+		die = got_signal;
 		goto out;
 	}
 	if (err) {
 		ret = cli_fail(cli, err, "%s", cli_str(&cli->key));
+		die = got_signal;
 		goto out;
 	}
 	/* held from here on: whatever happens, release before exiting */
-	if (!got_signal)
-		status = run_command(cli, &s, &err, &exited);
-	if (err)
-		cli_fail(cli, err, "cannot run %s", cli->run[0]);
+	ran = run_command(cli, &s, &wstatus);
 	rerr = dc_lock_release(r);
-	if (rerr == DC_NOTHELD && status >= 0) {
+	if (rerr == DC_NOTHELD && ran == 1) {
 		/* it expired while COMMAND ran: someone else may have had it
 		 * meanwhile, which the caller should know */
 		fprintf(stderr,
@@ -249,18 +318,28 @@ static int lock_and_run(struct cli *cli, const struct dc_recipe *r)
 	}
 	if (rerr && rerr != DC_NOTHELD)
 		cli_fail(cli, rerr, "%s: releasing", cli_str(&cli->key));
-	if (status < 0 || (rerr && status == 0))
+	ret = ran == 1 ? shell_status(wstatus) : EXIT_ERROR;
+	if (rerr && ret == 0)
 		ret = EXIT_ERROR;
+	/* Once COMMAND has run, dcache ends as a shell does when a signal
+	 * comes while it waits for a command: it dies of the signal only if
+	 * COMMAND died of it too, and otherwise exits with COMMAND's status,
+	 * as COMMAND caught the signal and chose how to end.  If COMMAND did
+	 * not run, the signal ends dcache. */
+	if (ran == 1)
+		die = WIFSIGNALED(wstatus) && received(WTERMSIG(wstatus))
+			  ? WTERMSIG(wstatus)
+			  : 0;
 	else
-		ret = status;
+		die = got_signal;
 out:
 	restore_signals(&s);
-	/* a signal that ended the wait, or COMMAND, ends dcache too (as it
-	 * would have without the handler, now that nothing is held), so
-	 * that a calling shell sees it and stops as well */
-	if (got_signal && !exited) {
+	/* die of it (as dcache would have without the handler, now that
+	 * nothing is held), so that a calling shell sees the signal and
+	 * stops as well */
+	if (die) {
 		fflush(NULL);
-		raise(got_signal);
+		raise(die);
 	}
 	return ret;
 }

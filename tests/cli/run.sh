@@ -765,26 +765,55 @@ test_default_directory() {
 	err_has 'DCACHE_DIR'
 }
 
-# Runs dcache on a pseudo-terminal, prints what the terminal received
-# with the tty's CRLF turned back into LF.
+# on_tty ARGS...: runs ARGS (dcache) on a pseudo-terminal of its own, as
+# session leader with it as controlling terminal; prints what the
+# terminal received, with the tty's CRLF turned back into LF, and exits
+# with ARGS' status.
+#
+# It does not read until the end-of-file a terminal gives when its last
+# user closes it (EIO on Linux): that ties what is read to how the kernel
+# tears the terminal down as the program exits.  This side keeps the
+# terminal open instead, waits for the program to end (a pidfd in the
+# same select() as the terminal, which is read all along, so that a
+# large output cannot fill it), and then writes an end marker to the
+# terminal itself.  A terminal keeps the order of what is written to it,
+# and the program has ended before the marker is written, so all that it
+# wrote has been read once the marker has.
 on_tty() {
 	"$PY" - "$@" <<'EOF'
-import os, pty, sys
-pid, fd = pty.fork()
+import fcntl, os, select, sys, termios
+master, slave = os.openpty()
+pid = os.fork()
 if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-out = b""
-while True:
     try:
-        d = os.read(fd, 65536)
-    except OSError:
-        break
-    if not d:
-        break
-    out += d
-_, st = os.waitpid(pid, 0)
-sys.stdout.buffer.write(out.replace(b"\r\n", b"\n"))
-sys.exit(os.waitstatus_to_exitcode(st))
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for fd in 0, 1, 2:
+            os.dup2(slave, fd)
+        os.execv(sys.argv[1], sys.argv[1:])
+    except OSError as e:
+        os.write(2, b"on_tty: %s\n" % str(e).encode())
+    os._exit(127)
+end = b"[on_tty: end %s]" % os.urandom(8).hex().encode()
+pidfd = os.pidfd_open(pid)
+watch = [master, pidfd]
+out = bytearray()
+status = None
+while end not in out:
+    ready = select.select(watch, [], [], 60)[0]
+    if not ready:
+        sys.exit("on_tty: nothing for 60 s; so far %r" % bytes(out))
+    if master in ready:
+        out += os.read(master, 65536)
+    if pidfd in ready:
+        status = os.waitpid(pid, 0)[1]
+        watch.remove(pidfd)
+        os.write(slave, end)
+at = out.index(end)
+if at + len(end) != len(out):
+    sys.exit("on_tty: output after the end marker: %r" % bytes(out))
+sys.stdout.buffer.write(bytes(out[:at]).replace(b"\r\n", b"\n"))
+sys.exit(os.waitstatus_to_exitcode(status))
 EOF
 }
 
@@ -1495,34 +1524,125 @@ test_lock_command() {
 	expect 0 lock -e 0.3 k -- sleep 1
 	err_has 'expired'
 	expect 1 contains k
+	# started with SIGCHLD ignored (the kernel would reap the command
+	# by itself): the status still comes back, and the command inherits
+	# the ignored SIGCHLD as it would without dcache
+	"$PY" - "$DCACHE" lock k -- "$PY" -c 'import signal, sys
+sys.exit(9 if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN else 8)' \
+		>"$T/out" 2>"$T/err" <<'EOF'
+import signal, subprocess, sys
+ign = lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+sys.exit(subprocess.call(sys.argv[1:], preexec_fn=ign))
+EOF
+	rc=$?
+	[ "$rc" -eq 9 ] || fail "SIGCHLD ignored: exit $rc, expected 9"
+	expect 1 contains k
+}
+
+# signal_lock SIG READY ARGS...: start dcache ARGS, wait until the file
+# READY exists (READY "-": until dcache catches SIG), send it SIG (a
+# name; -NAME: to its process group, as a terminal does) and print how
+# it ended as Python reports it: -N if it died of signal N, else its
+# exit status.  dcache gets SIGINT and SIGQUIT at their defaults, even
+# when this script runs in the background.
+signal_lock() {
+	"$PY" - "$DCACHE" "$@" <<'EOF'
+import os, signal, subprocess, sys, time
+dcache, sig, ready = sys.argv[1:4]
+signum = getattr(signal, "SIG" + sig.lstrip("-"))
+def child():
+    for s in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(s, signal.SIG_DFL)
+def is_ready(pid):
+    if ready != "-":
+        return os.path.exists(ready)
+    with open("/proc/%d/status" % pid) as f:
+        cgt = [l.split()[1] for l in f if l.startswith("SigCgt:")][0]
+    return int(cgt, 16) >> (signum - 1) & 1
+p = subprocess.Popen([dcache] + sys.argv[4:], preexec_fn=child,
+                     process_group=0)
+deadline = time.monotonic() + 30
+while not is_ready(p.pid):
+    if p.poll() is not None or time.monotonic() > deadline:
+        p.kill()
+        sys.exit("dcache ended, or timed out, before it was ready")
+    time.sleep(0.02)
+if sig.startswith("-"):
+    os.killpg(p.pid, signum)
+else:
+    p.send_signal(signum)
+print(p.wait())
+EOF
+}
+
+# A COMMAND that catches SIGTERM, SIGHUP and SIGINT:
+# sh trap.sh READY HOW: creates READY, then on the signal writes
+# READY.log and ends as HOW says: exit N, or die of signal HOW.
+write_trap_script() {
+	cat >"$T/trap.sh" <<'EOF'
+caught() {
+	kill "$child"
+	echo caught >"$1.log"
+	case $2 in
+	[0-9]*) exit "$2" ;;
+	*) trap - "$2"; kill -s "$2" $$ ;;
+	esac
+}
+trap 'caught "$1" "$2"' TERM HUP INT
+sleep 30 &
+child=$!
+touch "$1"
+wait
+EOF
 }
 
 test_lock_command_terminated() {
-	# SIGTERM to dcache reaches the command; the lock is released and
-	# dcache dies of the same signal
-	"$DCACHE" lock k -- sh -c 'echo $$ >"$1.tmp"; mv "$1.tmp" "$1"
-		exec sleep 30' sh "$T/pid" &
-	local d=$! rc
-	wait_for "$T/pid"
-	expect 0 contains k
-	kill -TERM "$d"
-	wait "$d"
-	rc=$?
-	[ "$rc" -eq 143 ] || fail "dcache: exit $rc, expected 143"
-	if kill -0 "$(cat "$T/pid")" 2>/dev/null; then
-		kill "$(cat "$T/pid")"
+	local rc pid
+	write_trap_script
+	# SIGTERM to dcache reaches the command; the lock is released and,
+	# as the command died of it, dcache dies of the same signal
+	rc=$(signal_lock TERM "$T/pid" lock k -- sh -c 'echo $$ >"$1.tmp"
+		mv "$1.tmp" "$1"; exec sleep 30' sh "$T/pid")
+	[ "$rc" = -15 ] || fail "dcache: $rc, expected death by SIGTERM"
+	pid=$(cat "$T/pid")
+	if kill -0 "$pid" 2>/dev/null; then
+		kill "$pid"
 		fail "the command survived"
 	fi
 	expect 1 contains k
-	# SIGTERM while waiting: nothing is taken, the holder keeps it
+	# the command catches it and exits 0: so does dcache, having
+	# released the lock
+	rc=$(signal_lock TERM "$T/r1" lock k -- sh "$T/trap.sh" "$T/r1" 0)
+	[ "$rc" = 0 ] || fail "command caught SIGTERM, exit 0: dcache $rc"
+	[ -e "$T/r1.log" ] || fail "SIGTERM never reached the command"
+	expect 1 contains k
+	# SIGHUP likewise, and the command's own status comes back
+	rc=$(signal_lock HUP "$T/r2" lock k -- sh "$T/trap.sh" "$T/r2" 5)
+	[ "$rc" = 5 ] || fail "command caught SIGHUP, exit 5: dcache $rc"
+	[ -e "$T/r2.log" ] || fail "SIGHUP never reached the command"
+	expect 1 contains k
+	# caught, then it dies of that signal after all: dcache too
+	rc=$(signal_lock TERM "$T/r3" lock k -- sh "$T/trap.sh" "$T/r3" TERM)
+	[ "$rc" = -15 ] || fail "command re-raised SIGTERM: dcache $rc"
+	expect 1 contains k
+	# ... or of another one, which dcache was not sent: its status
+	rc=$(signal_lock TERM "$T/r4" lock k -- sh "$T/trap.sh" "$T/r4" KILL)
+	[ "$rc" = 137 ] || fail "command died of SIGKILL: dcache $rc"
+	expect 1 contains k
+	# SIGINT from a terminal (to the whole group): the same rules
+	rc=$(signal_lock -INT "$T/r5" lock k -- sh "$T/trap.sh" "$T/r5" 0)
+	[ "$rc" = 0 ] || fail "command caught SIGINT, exit 0: dcache $rc"
+	[ -e "$T/r5.log" ] || fail "SIGINT never reached the command"
+	expect 1 contains k
+	rc=$(signal_lock -INT "$T/r6" lock k -- sh -c 'touch "$1"
+		exec sleep 30' sh "$T/r6")
+	[ "$rc" = -2 ] || fail "command died of SIGINT: dcache $rc"
+	expect 1 contains k
+	# SIGTERM while waiting: nothing is taken, the holder keeps it, and
+	# dcache dies of it
 	expect 0 lock k
-	"$DCACHE" lock k -- touch "$T/ran" &
-	d=$!
-	sleep 0.3
-	kill -TERM "$d"
-	wait "$d"
-	rc=$?
-	[ "$rc" -eq 143 ] || fail "waiting dcache: exit $rc, expected 143"
+	rc=$(signal_lock TERM - lock k -- touch "$T/ran")
+	[ "$rc" = -15 ] || fail "waiting dcache: $rc, expected death by SIGTERM"
 	[ ! -e "$T/ran" ] || fail "command ran"
 	expect 0 contains k
 }
