@@ -698,6 +698,14 @@ START_TEST(test_setting_set_min_file_size_changes_later_writes)
 					      VP(dc_int(2))),
 			 0);
 	ck_assert_int_eq(setting_int(g_cache, "disk_pickle_protocol"), 2);
+	/* Python accepts -1 (the highest protocol); 6 does not exist. */
+	ck_assert_int_eq(dc_cache_setting_set(g_cache, "disk_pickle_protocol",
+					      VP(dc_int(-1))),
+			 0);
+	ck_assert_int_eq(setting_int(g_cache, "disk_pickle_protocol"), -1);
+	ck_assert_int_eq(dc_cache_setting_set(g_cache, "disk_pickle_protocol",
+					      VP(dc_int(6))),
+			 DC_INVAL);
 	ck_assert_int_eq(get(dc_int(1), 0), 0);
 	ck_assert_int_eq(g_item.file_backed, 1);
 	ASSERT_VALUE_BYTES(&g_item.value, data, 2000);

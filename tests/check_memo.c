@@ -48,6 +48,7 @@ struct fn_state {
 	pthread_t main;
 	double sleep;
 	int result_type; /* DC_TYPE_TEXT, _INT, _NONE, _PICKLE; -1: fail */
+	const struct dc_value *fixed; /* if set, the result */
 };
 
 static int fn(void *arg, const struct dc_value *args, size_t nargs,
@@ -70,6 +71,10 @@ static int fn(void *arg, const struct dc_value *args, size_t nargs,
 		if (kwargs[i].value.type == DC_TYPE_INT)
 			sum += kwargs[i].value.i;
 	atomic_fetch_add(&st->finished, 1);
+	if (st->fixed) {
+		*result = *st->fixed;
+		return 0;
+	}
 	switch (st->result_type) {
 	case DC_TYPE_INT:
 		*result = dc_int(sum);
@@ -225,6 +230,45 @@ static const char key_typed2[] =
     "7a6574614e8c086275696c74696e73948c037374729368008c03696e749368008c04"
     "74797065934e8552742e";
 
+/* The typed key above at protocols 0 to 4, as Python's Disk stores it
+ * on a Cache(disk_pickle_protocol=P): text opcodes, __builtin__.long
+ * and unicode, bytes as _codecs.encode(..., 'latin1'). */
+static const char *const key_typed_p[] = {
+	/* 0 */
+	"2856660a49310a5668656c6c6f0a635f636f646563730a656e636f64650a28567879"
+	"0a566c6174696e310a745246322e350a4e4e56610a567a7a0a566b0a49330a635f5f"
+	"6275696c74696e5f5f0a6c6f6e670a70300a635f5f6275696c74696e5f5f0a756e69"
+	"636f64650a70310a635f5f6275696c74696e5f5f0a62797465730a635f5f6275696c"
+	"74696e5f5f0a666c6f61740a635f5f6275696c74696e5f5f0a747970650a284e7452"
+	"67310a67300a742e",
+	/* 1 */
+	"285801000000664b01580500000068656c6c6f635f636f646563730a656e636f6465"
+	"0a285802000000787958060000006c6174696e3174524740040000000000004e4e58"
+	"010000006158020000007a7a58010000006b4b03635f5f6275696c74696e5f5f0a6c"
+	"6f6e670a7100635f5f6275696c74696e5f5f0a756e69636f64650a7101635f5f6275"
+	"696c74696e5f5f0a62797465730a635f5f6275696c74696e5f5f0a666c6f61740a63"
+	"5f5f6275696c74696e5f5f0a747970650a284e745268016800742e",
+	/* 2 */
+	"8002285801000000664b01580500000068656c6c6f635f636f646563730a656e636f"
+	"64650a5802000000787958060000006c6174696e3186524740040000000000004e4e"
+	"58010000006158020000007a7a58010000006b4b03635f5f6275696c74696e5f5f0a"
+	"6c6f6e670a7100635f5f6275696c74696e5f5f0a756e69636f64650a7101635f5f62"
+	"75696c74696e5f5f0a62797465730a635f5f6275696c74696e5f5f0a666c6f61740a"
+	"635f5f6275696c74696e5f5f0a747970650a4e855268016800742e",
+	/* 3 */
+	"8003285801000000664b01580500000068656c6c6f43027879474004000000000000"
+	"4e4e58010000006158020000007a7a58010000006b4b03636275696c74696e730a69"
+	"6e740a7100636275696c74696e730a7374720a7101636275696c74696e730a627974"
+	"65730a636275696c74696e730a666c6f61740a636275696c74696e730a747970650a"
+	"4e855268016800742e",
+	/* 4 */
+	"8004956900000000000000288c01664b018c0568656c6c6f43027879474004000000"
+	"0000004e4e8c01618c027a7a8c016b4b038c086275696c74696e73948c03696e7493"
+	"9468008c03737472939468008c0562797465739368008c05666c6f61749368008c04"
+	"74797065934e855268026801742e",
+	key_typed,
+};
+
 START_TEST(test_key_matches_python)
 {
 	struct fn_state st;
@@ -265,6 +309,145 @@ START_TEST(test_key_matches_python)
 	free(h);
 	dc_memo_free(m);
 	dc_memo_free(t);
+	dc_buf_release(&buf);
+}
+END_TEST
+
+/* A cache created with disk_pickle_protocol @proto (C accepts 0-5). */
+static dc_cache *open_proto(const char *dir, int proto)
+{
+	struct dc_setting set = { "disk_pickle_protocol", dc_int(proto) };
+	struct dc_options o = { 0 };
+	dc_cache *c = NULL;
+
+	o.settings = &set;
+	o.nsettings = 1;
+	ck_assert_int_eq(dc_cache_open(dir, &o, &c), 0);
+	return c;
+}
+
+/* Set disk_pickle_protocol in the database, as Python can (-1, 6, a
+ * string) and C's setter refuses. */
+static void set_protocol_sql(const char *dir, const char *value)
+{
+	ck_assert_int_eq(
+	    tu_run("sqlite3 '%s/cache.db' \"UPDATE Settings SET value = %s "
+		   "WHERE key = 'disk_pickle_protocol'\"",
+		   dir, value),
+	    0);
+}
+
+/* At every protocol a Python cache may have: keys are Python's bytes,
+ * and stampede pairs (pickled values, text at protocol 0) read back. */
+START_TEST(test_every_protocol)
+{
+	int proto = _i;
+	char *dir = tu_mkdtemp();
+	dc_cache *c = open_proto(dir, proto);
+	struct dc_value args[] = { dc_int(1),
+				   dc_text("hello"),
+				   dc_bytes("xy", 2),
+				   dc_float(2.5),
+				   { .type = DC_TYPE_NONE } };
+	struct dc_kwarg kw[] = { { "k", dc_int(3) }, { "a", dc_text("zz") } };
+	const struct dc_value results[] = {
+		dc_textn("\xc3\xa9\xe2\x82\xac\\\n\0\xf0\x9f\x98\x80", 12),
+		dc_bytes("\xe9\0\\\n", 4),
+		dc_bytes("", 0),
+		dc_float(0.1),
+		dc_int(-5),
+		{ .type = DC_TYPE_NONE },
+	};
+	struct dc_memo_opts o = { 0 };
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_value key;
+	struct dc_item it;
+	struct fn_state st;
+	dc_memo *m;
+	char *h;
+
+	state_init(&st, DC_TYPE_TEXT);
+	o.name = "f";
+	o.flags = DC_MEMO_TYPED;
+	ck_assert_int_eq(dc_memo_new(c, &o, fn, &st, &m), 0);
+	ck_assert_int_eq(dc_memo_key(m, args, 5, kw, 2, &buf, &key), 0);
+	h = tu_hex(key.data, key.len);
+	ck_assert_str_eq(h, key_typed_p[proto]);
+	free(h);
+	ck_assert_int_eq(dc_memo_call(m, args, 5, kw, 2, &buf, &it), 0);
+	ck_assert_int_eq(dc_memo_call(m, args, 5, kw, 2, &buf, &it), 0);
+	ck_assert_int_eq(st.calls, 1);
+	dc_memo_free(m);
+
+	o.name = "s";
+	o.flags = DC_MEMO_STAMPEDE;
+	o.expire = 60;
+	ck_assert_int_eq(dc_memo_new(c, &o, fn, &st, &m), 0);
+	for (size_t i = 0; i < ARRAY_N(results); i++) {
+		const struct dc_value *want = &results[i];
+		struct dc_value a = dc_int((int64_t)i);
+		int before;
+
+		st.fixed = want;
+		ck_assert_int_eq(dc_memo_call(m, &a, 1, NULL, 0, &buf, &it), 0);
+		before = st.calls;
+		st.fixed = NULL; /* a recomputation would give text */
+		ck_assert_int_eq(dc_memo_call(m, &a, 1, NULL, 0, &buf, &it), 0);
+		ck_assert_int_eq(st.calls, before);
+		ck_assert_int_eq(it.value.type, want->type);
+		if (want->type == DC_TYPE_FLOAT) {
+			ck_assert(it.value.f == want->f);
+		} else if (want->type == DC_TYPE_INT) {
+			ck_assert_int_eq(it.value.i, want->i);
+		} else if (want->type != DC_TYPE_NONE) {
+			ck_assert_uint_eq(it.value.len, want->len);
+			if (want->len)
+				ck_assert_mem_eq(it.value.data, want->data,
+						 want->len);
+		}
+	}
+	dc_memo_free(m);
+	dc_buf_release(&buf);
+	dc_cache_close(c);
+	tu_rmdtemp(&dir);
+}
+END_TEST
+
+/* A Python cache's protocol -1 is pickle's HIGHEST_PROTOCOL, 5; above 5
+ * (pickle.dumps raises ValueError) or not an integer, no key can be
+ * pickled: DC_INVAL. */
+START_TEST(test_protocol_setting_from_python)
+{
+	static const char *const bad[] = { "6", "'5'", "2.0" };
+	struct fn_state st;
+	struct dc_memo_opts o = { 0 };
+	struct dc_value args[] = { dc_int(1),
+				   dc_text("hello"),
+				   dc_bytes("xy", 2),
+				   dc_float(2.5),
+				   { .type = DC_TYPE_NONE } };
+	struct dc_kwarg kw[] = { { "k", dc_int(3) }, { "a", dc_text("zz") } };
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_value key;
+	dc_memo *m = NULL;
+	char *h;
+
+	state_init(&st, DC_TYPE_TEXT);
+	o.name = "f";
+	o.flags = DC_MEMO_TYPED;
+	set_protocol_sql(root, "-1");
+	ck_assert_int_eq(dc_memo_new(cache, &o, fn, &st, &m), 0);
+	ck_assert_int_eq(dc_memo_key(m, args, 5, kw, 2, &buf, &key), 0);
+	h = tu_hex(key.data, key.len);
+	ck_assert_str_eq(h, key_typed);
+	free(h);
+	dc_memo_free(m);
+	for (size_t i = 0; i < ARRAY_N(bad); i++) {
+		set_protocol_sql(root, bad[i]);
+		m = (dc_memo *)1;
+		ck_assert_int_eq(dc_memo_new(cache, &o, fn, &st, &m), DC_INVAL);
+		ck_assert_ptr_null(m);
+	}
 	dc_buf_release(&buf);
 }
 END_TEST
@@ -653,6 +836,8 @@ Suite *memo_suite(void)
 	tcase_add_test(tc, test_miss_then_hit);
 	tcase_add_test(tc, test_result_types);
 	tcase_add_test(tc, test_key_matches_python);
+	tcase_add_loop_test(tc, test_every_protocol, 0, 6);
+	tcase_add_test(tc, test_protocol_setting_from_python);
 	tcase_add_test(tc, test_typed_keeps_types_apart);
 	tcase_add_test(tc, test_kwargs_sorted_and_checked);
 	tcase_add_test(tc, test_expire_and_tag);

@@ -30,6 +30,9 @@ Suite *recipes_suite(void);
 static char *root;
 static dc_cache *cache;
 
+/* open_dir's protocol for "leave the default (5)". */
+#define PROTO_DEFAULT 99
+
 static dc_cache *open_dir(const char *dir, int shards, int protocol)
 {
 	struct dc_setting set = { "disk_pickle_protocol", dc_int(protocol) };
@@ -39,7 +42,7 @@ static dc_cache *open_dir(const char *dir, int shards, int protocol)
 
 	memset(&o, 0, sizeof(o));
 	o.shards = shards;
-	if (protocol) {
+	if (protocol != PROTO_DEFAULT) {
 		o.settings = &set;
 		o.nsettings = 1;
 	}
@@ -51,13 +54,13 @@ static dc_cache *open_dir(const char *dir, int shards, int protocol)
 static void setup(void)
 {
 	root = tu_mkdtemp();
-	cache = open_dir(root, DC_SHARDS_PLAIN, 0);
+	cache = open_dir(root, DC_SHARDS_PLAIN, PROTO_DEFAULT);
 }
 
 static void setup_fanout(void)
 {
 	root = tu_mkdtemp();
-	cache = open_dir(root, 3, 0);
+	cache = open_dir(root, 3, PROTO_DEFAULT);
 }
 
 static void teardown(void)
@@ -416,7 +419,6 @@ END_TEST
 START_TEST(test_lock_follows_pickle_protocol)
 {
 	static const unsigned char none4[] = { 0x80, 0x04, 0x4e, 0x2e };
-	static const unsigned char none2[] = { 0x80, 0x02, 0x4e, 0x2e };
 	/* pickle.dumps((5.0, 10), protocol=4) from Python. */
 	static const unsigned char avg4[] = { 0x80, 0x04, 0x95, 0x0e, 0x00,
 					      0x00, 0x00, 0x00, 0x00, 0x00,
@@ -438,18 +440,180 @@ START_TEST(test_lock_follows_pickle_protocol)
 	ck_assert(avg == 0.5);
 	dc_cache_close(c);
 	tu_rmdtemp(&dir);
+}
+END_TEST
 
-	/* Protocol 2: the lock's None is easy; tuples are not written. */
-	dir = tu_mkdtemp();
-	c = open_dir(dir, DC_SHARDS_PLAIN, 2);
-	r = recipe(c, "lock");
-	a = recipe(c, "avg");
-	ck_assert_int_eq(dc_lock_acquire(&r, FOREVER), 0);
-	assert_stored_pickle(c, "lock", none2, 4);
-	ck_assert_int_eq(dc_averager_add(&a, 0.5), DC_INVAL);
-	ck_assert_int_eq(dc_averager_get(&a, &avg), DC_NOTFOUND);
+/* pickle.dumps(None, protocol=P) and pickle.dumps((1.0, 2), P) for P
+ * from 0 to 5, and what Python's RLock and Averager store there:
+ * pickle.dumps(('o', 1), P) and pickle.dumps((0.5, 2), P). */
+static const char *const py_none[] = { "4e2e",     "4e2e",     "80024e2e",
+				       "80034e2e", "80044e2e", "80054e2e" };
+static const char *const py_avg[] = {
+	"2846312e300a49320a7470300a2e",
+	"28473ff00000000000004b027471002e",
+	"8002473ff00000000000004b028671002e",
+	"8003473ff00000000000004b028671002e",
+	"8004950e00000000000000473ff00000000000004b0286942e",
+	"8005950e00000000000000473ff00000000000004b0286942e",
+};
+static const char *const py_rlock_o[] = {
+	"28566f0a70300a49310a7470310a2e",
+	"2858010000006f71004b017471012e",
+	"800258010000006f71004b018671012e",
+	"800358010000006f71004b018671012e",
+	"80049509000000000000008c016f944b0186942e",
+	"80059509000000000000008c016f944b0186942e",
+};
+static const char *const py_avg_half[] = {
+	"2846302e350a49320a7470300a2e",
+	"28473fe00000000000004b027471002e",
+	"8002473fe00000000000004b028671002e",
+	"8003473fe00000000000004b028671002e",
+	"8004950e00000000000000473fe00000000000004b0286942e",
+	"8005950e00000000000000473fe00000000000004b0286942e",
+};
+
+static size_t unhex(const char *h, unsigned char *out)
+{
+	size_t n = strlen(h) / 2;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		ck_assert_int_eq(sscanf(h + 2 * i, "%2x", &v), 1);
+		out[i] = (unsigned char)v;
+	}
+	return n;
+}
+
+/* pickle.dumps((owner, 1), protocol=@proto) of an ASCII owner, as the
+ * C pickler writes it at each protocol. */
+static size_t pk_owner1(unsigned char *out, int proto, const char *owner)
+{
+	size_t len = strlen(owner), p = 0;
+
+	if (proto == 0)
+		return (size_t)snprintf((char *)out, 128,
+					"(V%s\np0\nI1\ntp1\n.", owner);
+	if (proto >= 4) {
+		p = pk_str_int(out, owner, 1);
+		out[1] = (unsigned char)proto;
+		return p;
+	}
+	if (proto >= 2) {
+		out[p++] = 0x80;
+		out[p++] = (unsigned char)proto;
+	} else {
+		out[p++] = '(';
+	}
+	out[p++] = 'X';
+	for (int i = 0; i < 4; i++)
+		out[p++] = (unsigned char)(len >> (8 * i));
+	memcpy(out + p, owner, len);
+	p += len;
+	memcpy(out + p, "q\0K\x01", 4);
+	p += 4;
+	out[p++] = proto >= 2 ? 0x86 : 't';
+	memcpy(out + p, "q\x01.", 3);
+	return p + 3;
+}
+
+/* Every protocol Python may have created the cache with: the recipes
+ * write what Python writes there, byte for byte, and read what Python
+ * wrote (protocols 0 and 1 are text and MARK ... TUPLE). */
+START_TEST(test_recipes_at_every_protocol)
+{
+	int proto = _i;
+	char *dir = tu_mkdtemp();
+	dc_cache *c = open_dir(dir, DC_SHARDS_PLAIN, proto);
+	struct dc_recipe l = recipe(c, "lock"), a = recipe(c, "avg");
+	struct dc_recipe rl = recipe(c, "rlock"), t = recipe(c, "thr");
+	struct dc_recipe pr = recipe(c, "py-rlock"), pa = recipe(c, "py-avg");
+	unsigned char want[128];
+	double avg;
+
+	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), 0);
+	assert_stored_pickle(c, "lock", want, unhex(py_none[proto], want));
+	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), DC_EXISTS);
+	ck_assert_int_eq(dc_lock_release(&l), 0);
+
+	ck_assert_int_eq(dc_averager_add(&a, 0.5), 0);
+	ck_assert_int_eq(dc_averager_add(&a, 0.5), 0);
+	assert_stored_pickle(c, "avg", want, unhex(py_avg[proto], want));
+	ck_assert_int_eq(dc_averager_get(&a, &avg), 0);
+	ck_assert(avg == 0.5);
+
+	ck_assert_int_eq(dc_rlock_acquire(&rl, DC_WAIT_NONE), 0);
+	assert_stored_pickle(c, "rlock", want,
+			     pk_owner1(want, proto, my_owner()));
+	ck_assert_int_eq(dc_rlock_acquire(&rl, DC_WAIT_NONE), 0);
+	ck_assert_int_eq(dc_rlock_release(&rl), 0);
+	ck_assert_int_eq(dc_rlock_release(&rl), 0);
+	ck_assert_int_eq(dc_rlock_release(&rl), DC_NOTHELD);
+
+	/* (time, count), then (time, count - 1), then a float tally. */
+	ck_assert_int_eq(dc_throttle_init(&t, 100, 1), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(dc_throttle_wait(&t, 100, 1), 0);
+
+	/* Python's RLock held by owner "o": C waits; Python's average. */
+	put(c, "py-rlock", dc_pickle(want, unhex(py_rlock_o[proto], want)));
+	ck_assert_int_eq(dc_rlock_acquire(&pr, DC_WAIT_NONE), DC_EXISTS);
+	ck_assert_int_eq(dc_rlock_release(&pr), DC_NOTHELD);
+	put(c, "py-avg", dc_pickle(want, unhex(py_avg_half[proto], want)));
+	ck_assert_int_eq(dc_averager_get(&pa, &avg), 0);
+	ck_assert(avg == 0.25);
 	dc_cache_close(c);
 	tu_rmdtemp(&dir);
+}
+END_TEST
+
+/* Set disk_pickle_protocol as Python can and C's setter refuses. */
+static void set_protocol_sql(const char *dir, const char *value)
+{
+	ck_assert_int_eq(
+	    tu_run("sqlite3 '%s/cache.db' \"UPDATE Settings SET value = %s "
+		   "WHERE key = 'disk_pickle_protocol'\"",
+		   dir, value),
+	    0);
+}
+
+/* Python's pickle takes a negative protocol as HIGHEST_PROTOCOL (5) and
+ * raises ValueError above 5: the recipes that pickle are DC_INVAL then,
+ * the others (a semaphore's int, reading an average) still work. */
+START_TEST(test_protocol_negative_and_too_high)
+{
+	static const unsigned char none5[] = { 0x80, 0x05, 0x4e, 0x2e };
+	struct dc_recipe l = recipe(cache, "lock"), a = recipe(cache, "avg");
+	struct dc_recipe rl = recipe(cache, "rlock"), t = recipe(cache, "t");
+	struct dc_recipe s = recipe(cache, "sem");
+	unsigned char want[128];
+	double avg;
+
+	set_protocol_sql(root, "-1");
+	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), 0);
+	assert_stored_pickle(cache, "lock", none5, sizeof(none5));
+	ck_assert_int_eq(dc_averager_add(&a, 0.5), 0);
+	ck_assert_int_eq(dc_averager_add(&a, 0.5), 0);
+	assert_stored_pickle(cache, "avg", want, unhex(py_avg[5], want));
+	ck_assert_int_eq(dc_rlock_acquire(&rl, DC_WAIT_NONE), 0);
+	assert_stored_pickle(cache, "rlock", want,
+			     pk_owner1(want, 5, my_owner()));
+	set_protocol_sql(root, "-2");
+	ck_assert_int_eq(dc_rlock_release(&rl), 0);
+
+	set_protocol_sql(root, "6");
+	ck_assert_int_eq(dc_lock_release(&l), 0);
+	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), DC_INVAL);
+	ck_assert_int_eq(dc_averager_add(&a, 1), DC_INVAL);
+	ck_assert_int_eq(dc_rlock_acquire(&rl, DC_WAIT_NONE), DC_INVAL);
+	ck_assert_int_eq(dc_throttle_init(&t, 1, 1), DC_INVAL);
+	ck_assert_int_eq(dc_averager_get(&a, &avg), 0);
+	ck_assert(avg == 0.5);
+	ck_assert_int_eq(dc_semaphore_acquire(&s, 1, DC_WAIT_NONE), 0);
+	ck_assert_int_eq(dc_semaphore_release(&s, 1), 0);
+	set_protocol_sql(root, "'5'");
+	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), DC_INVAL);
 }
 END_TEST
 
@@ -1453,6 +1617,8 @@ Suite *recipes_suite(void)
 	tcase_add_test(tc, test_averager_expire_and_tag);
 	tcase_add_test(tc, test_lock_stores_pickled_none);
 	tcase_add_test(tc, test_lock_follows_pickle_protocol);
+	tcase_add_loop_test(tc, test_recipes_at_every_protocol, 0, 6);
+	tcase_add_test(tc, test_protocol_negative_and_too_high);
 	tcase_add_test(tc, test_lock_blocks_second_thread);
 	tcase_add_test(tc, test_wait_timeouts);
 	tcase_add_test(tc, test_lock_expire);

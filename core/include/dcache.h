@@ -1127,10 +1127,12 @@ typedef struct dc_memo dc_memo;
 /* dc_memo_new - memoize @fn on @cache (a plain Cache, a FanoutCache, or
  * dc_index_cache() of an Index).  @opts and @arg are borrowed: @arg must
  * stay valid until dc_memo_free(), and @cache must outlive the memo.
- * Keys are pickled with the cache's disk_pickle_protocol, read here.
+ * Keys are pickled with the cache's disk_pickle_protocol, read here
+ * (0 to 5; a negative one is 5, pickle.HIGHEST_PROTOCOL, as in Python).
  * Returns 0 and sets *out, DC_INVAL (no name, a bad tag, flags, or a
- * stampede without a positive expire; a disk_pickle_protocol below 3),
- * ENOMEM, or an error reading the setting. */
+ * stampede without a positive expire; a disk_pickle_protocol above 5 or
+ * not an integer, which Python's pickle refuses too), ENOMEM, or an
+ * error reading the setting. */
 int dc_memo_new(dc_cache *cache, const struct dc_memo_opts *opts, dc_memo_fn fn,
 		void *arg, dc_memo **out);
 
@@ -1170,7 +1172,10 @@ void dc_memo_free(dc_memo *memo);
  * Lock(cache, 'k') and dc_lock_acquire() on "k" exclude each other.  They
  * work on a plain Cache or a FanoutCache and assume the key is never
  * evicted (use eviction_policy "none", or a key that is not culled).
- * Waiting is a spin with 1 ms sleeps, as in Python.
+ * Waiting is a spin with 1 ms sleeps, as in Python.  Values are pickled
+ * with the cache's disk_pickle_protocol as Python's are (0 to 5, a
+ * negative one meaning 5); above 5 every recipe that pickles is
+ * DC_INVAL, as Python's raise ValueError.
  *
  * The key, the expiry and the tag of a recipe: */
 struct dc_recipe {

@@ -213,8 +213,6 @@ int dc_memo_key(const dc_memo *memo, const struct dc_value *args, size_t nargs,
 int dc_memo_new(dc_cache *cache, const struct dc_memo_opts *opts, dc_memo_fn fn,
 		void *arg, dc_memo **out)
 {
-	struct dc_buf b = DC_BUF_INIT;
-	struct dc_value v;
 	dc_memo *m = NULL;
 	int rc;
 
@@ -280,14 +278,9 @@ int dc_memo_new(dc_cache *cache, const struct dc_memo_opts *opts, dc_memo_fn fn,
 	}
 	/* Keys are pickled with the cache's protocol, as Python's Disk
 	 * does; a FanoutCache reports shard 0's, which all shards share. */
-	rc = dc_cache_setting_get(cache, "disk_pickle_protocol", &b, &v);
+	rc = dc_pickle_protocol(cache, &m->proto);
 	if (rc)
 		goto out;
-	if (v.type != DC_TYPE_INT || v.i < 3 || v.i > 5) {
-		rc = DC_INVAL;
-		goto out;
-	}
-	m->proto = (int)v.i;
 	rc = pthread_mutex_init(&m->lock, NULL);
 	if (rc)
 		goto out;
@@ -299,7 +292,6 @@ out:
 		free(m->tagdata);
 		free(m);
 	}
-	dc_buf_release(&b);
 	return rc;
 }
 
@@ -427,9 +419,10 @@ static int pair_pickle(const dc_memo *m, const struct dc_value *result,
 	return dc_pickle_dumps(pair, 2, 1, m->proto, 0, out);
 }
 
-/* A stored pair read back: the result and delta. */
+/* A stored pair read back: the result and delta (its data in @v's or in
+ * @text). */
 static int pair_parse(const struct dc_value *v, struct dc_value *result,
-		      double *delta)
+		      double *delta, struct dc_buf *text)
 {
 	struct dc_py it[2];
 	size_t n;
@@ -437,7 +430,7 @@ static int pair_parse(const struct dc_value *v, struct dc_value *result,
 
 	if (v->type != DC_TYPE_PICKLE)
 		return DC_TYPE;
-	rc = dc_unpickle(v->data, v->len, it, 2, &n, &is_tuple);
+	rc = dc_unpickle(v->data, v->len, it, 2, &n, &is_tuple, text);
 	if (rc == DC_INVAL)
 		return DC_TYPE;
 	if (rc)
@@ -777,7 +770,7 @@ static int call_stampede(dc_memo *m, const struct dc_value *key,
 			 const struct dc_kwarg *kwargs, size_t nkwargs,
 			 struct dc_buf *buf, struct dc_item *item)
 {
-	struct dc_buf vb = DC_BUF_INIT;
+	struct dc_buf vb = DC_BUF_INIT, tb = DC_BUF_INIT;
 	struct dc_item got;
 	struct dc_value result;
 	double delta;
@@ -786,7 +779,7 @@ static int call_stampede(dc_memo *m, const struct dc_value *key,
 	init_item(&got);
 	rc = dc_cache_get(m->cache, key, &vb, &got, DC_RETRY);
 	if (rc == 0) {
-		rc = pair_parse(&got.value, &result, &delta);
+		rc = pair_parse(&got.value, &result, &delta, &tb);
 		if (rc)
 			goto out;
 		maybe_recompute(m, args, nargs, kwargs, nkwargs, key,
@@ -809,6 +802,7 @@ static int call_stampede(dc_memo *m, const struct dc_value *key,
 		rc = fresh_item(m, buf, &result, stored, item);
 out:
 	dc_buf_release(&vb);
+	dc_buf_release(&tb);
 	return rc;
 }
 

@@ -11,8 +11,8 @@
  *   keys:   pickletools.optimize(pickle.dumps(obj, protocol=P))
  * and read them back.  Only what those uses need is supported: None,
  * bool, int64, float, str, bytes, builtin types (typed memoize), and a
- * tuple of them (nested tuples for writing only); protocols 3 to 5 for
- * writing, 2 to 5 for reading. */
+ * tuple of them (nested tuples for writing only); every protocol, 0 to
+ * 5, for writing and for reading. */
 #ifndef DC_PICKLE_H
 #define DC_PICKLE_H
 
@@ -54,20 +54,39 @@ struct dc_py {
  * and bytes of length 1 (CPython's singletons).  Other equal str or bytes
  * items are written twice, as Python does for two distinct objects.
  * Type names "ellipsis" and "NotImplementedType" are not supported.
- * Returns 0, DC_INVAL (protocol other than 3, 4 or 5, a bad item, invalid
- * UTF-8), ENOMEM.  On error out->len is restored. */
+ * Below protocol 3 bytes are pickled as CPython does, as the call
+ * _codecs.encode(<the bytes as a Latin-1 str>, 'latin1') (b'': bytes()),
+ * and type globals get their Python 2 names (__builtin__.long for int);
+ * protocol 0 writes ints, floats (repr()) and memo ids in decimal and
+ * str raw-unicode-escaped.
+ * Returns 0, DC_INVAL (protocol not 0 to 5, a bad item, invalid UTF-8, a
+ * non-ASCII type name below protocol 3), ENOMEM.  On error out->len is
+ * restored. */
 int dc_pickle_dumps(const struct dc_py *items, size_t n, int tuple,
 		    int protocol, int optimize, struct dc_buf *out);
 
-/* dc_unpickle - parse a pickle (any protocol 2-5) of a flat tuple of the
+/* dc_unpickle - parse a pickle (any protocol 0-5) of a flat tuple of the
  * kinds above (@items receives up to @max items, *n their number), or of
  * one such object (*n 1, *is_tuple 0).  Memo references (GET) are
- * resolved.  Integers outside int64 are DC_TYPE.  A DC_PY_TYPE item's
- * data points into the pickle, or to a static "NoneType".
+ * resolved, and so are the reduces CPython writes for bytes below
+ * protocol 3.  Integers outside int64 are DC_TYPE, and so is a str with a
+ * lone surrogate (not UTF-8) or a Python 2 STRING with escapes.
+ * Item data points into the pickle, to static strings ("NoneType", ""),
+ * or -- for what had to be decoded: protocol 0's raw-unicode-escaped
+ * str, bytes from Latin-1 -- into @text, whose contents are replaced
+ * (the caller releases it once done with the items).
  * Returns 0, DC_TYPE (a well-formed pickle of something else: a list, a
  * nested tuple, another class), DC_CORRUPT (truncated or malformed),
- * DC_INVAL (more than @max items). */
+ * DC_INVAL (more than @max items, no @text), ENOMEM. */
 int dc_unpickle(const void *data, size_t len, struct dc_py *items, size_t max,
-		size_t *n, int *is_tuple);
+		size_t *n, int *is_tuple, struct dc_buf *text);
+
+/* dc_pickle_protocol - the protocol Python's Disk pickles with on
+ * @cache: its disk_pickle_protocol setting, where a negative value means
+ * pickle.HIGHEST_PROTOCOL, 5 (as in pickle.dumps), and a missing one the
+ * default 5.  Returns 0, DC_INVAL (above 5 or not an integer: Python's
+ * pickle.dumps raises ValueError or TypeError, so nothing can be
+ * pickled on that cache), or an error reading the setting. */
+int dc_pickle_protocol(dc_cache *cache, int *proto);
 
 #endif /* DC_PICKLE_H */

@@ -118,32 +118,6 @@ static int recipe_check(const struct dc_recipe *r, double *expire)
 	return 0;
 }
 
-/* The cache's disk_pickle_protocol, which Python's Disk pickles with. */
-static int pickle_protocol(dc_cache *c, int *proto)
-{
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_value v;
-	int ret;
-
-	*proto = 5;
-	ret = dc_cache_setting_get(c, "disk_pickle_protocol", &buf, &v);
-	if (ret == DC_NOTFOUND) {
-		/* Every DiskCache opener writes it; 5 is its default. */
-		ret = 0;
-		goto out;
-	}
-	if (ret)
-		goto out;
-	if (v.type != DC_TYPE_INT || v.i < 0 || v.i > 5) {
-		ret = DC_CORRUPT;
-		goto out;
-	}
-	*proto = (int)v.i;
-out:
-	dc_buf_release(&buf);
-	return ret;
-}
-
 /* pickle.dumps(None, protocol): PROTO (from protocol 2 on), NONE, STOP. */
 static size_t pickle_none(int proto, unsigned char out[4])
 {
@@ -251,7 +225,7 @@ static int op_start(struct op *op, const struct dc_recipe *r, int invalid,
 	if (!ret && (flags & OP_WAIT))
 		ret = waiter_init(&op->w, wait);
 	if (!ret && (flags & OP_PROTO))
-		ret = pickle_protocol(r->cache, &op->proto);
+		ret = dc_pickle_protocol(r->cache, &op->proto);
 	return ret;
 }
 
@@ -308,11 +282,11 @@ out:
 }
 
 /* The stored value as Python's 2-tuple, read (@pop: and deleted) into
- * @buf; @items point into it.  DC_NOTFOUND for a missing key; anything
- * but a pickled pair is DC_CORRUPT (in Python the tuple unpacking would
- * fail). */
+ * @buf; @items point into it or into @text (what protocol 0 needed
+ * decoded).  DC_NOTFOUND for a missing key; anything but a pickled pair
+ * is DC_CORRUPT (in Python the tuple unpacking would fail). */
 static int read_pair(const struct op *op, int pop, struct dc_buf *buf,
-		     struct dc_py items[2])
+		     struct dc_buf *text, struct dc_py items[2])
 {
 	dc_cache *c = op->r->cache;
 	struct dc_item it;
@@ -329,7 +303,8 @@ static int read_pair(const struct op *op, int pop, struct dc_buf *buf,
 		return ret;
 	if (it.value.type != DC_TYPE_PICKLE)
 		return DC_CORRUPT;
-	ret = dc_unpickle(it.value.data, it.value.len, items, 2, &n, &is_tuple);
+	ret = dc_unpickle(it.value.data, it.value.len, items, 2, &n, &is_tuple,
+			  text);
 	if (ret > 0)
 		return ret; /* ENOMEM */
 	if (ret || !is_tuple || n != 2)
@@ -409,13 +384,13 @@ static void rlock_owner(struct op *op)
  * the owner is this thread. */
 static int rlock_read(const struct op *op, int *mine, int64_t *count)
 {
-	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_buf buf = DC_BUF_INIT, text = DC_BUF_INIT;
 	struct dc_py items[2];
 	int ret;
 
 	*mine = 0;
 	*count = 0;
-	ret = read_pair(op, 0, &buf, items);
+	ret = read_pair(op, 0, &buf, &text, items);
 	if (ret == DC_NOTFOUND) {
 		ret = 0;
 		goto out;
@@ -433,6 +408,7 @@ static int rlock_read(const struct op *op, int *mine, int64_t *count)
 		*count = items[1].i;
 out:
 	dc_buf_release(&buf);
+	dc_buf_release(&text);
 	return ret;
 }
 
@@ -614,13 +590,13 @@ static int avg_decode(const struct dc_py items[2], double *total,
 
 static int avg_add(struct op *op)
 {
-	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_buf buf = DC_BUF_INIT, text = DC_BUF_INIT;
 	struct dc_py items[2];
 	double total = 0.0;
 	int64_t count = 0;
 	int ret;
 
-	ret = read_pair(op, 0, &buf, items);
+	ret = read_pair(op, 0, &buf, &text, items);
 	if (ret == DC_NOTFOUND)
 		ret = 0; /* Python's default (0.0, 0) */
 	else if (!ret)
@@ -635,6 +611,7 @@ static int avg_add(struct op *op)
 		       op->r->tag);
 out:
 	dc_buf_release(&buf);
+	dc_buf_release(&text);
 	return ret;
 }
 
@@ -655,7 +632,7 @@ out:
 /* get (@pop 0) or pop (@pop 1) the average. */
 static int avg_fetch(const struct dc_recipe *r, double *avg, int pop)
 {
-	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_buf buf = DC_BUF_INIT, text = DC_BUF_INIT;
 	struct dc_py items[2];
 	struct op op;
 	double total;
@@ -665,7 +642,7 @@ static int avg_fetch(const struct dc_recipe *r, double *avg, int pop)
 	ret = op_start(&op, r, !avg, 0, 0);
 	if (ret)
 		goto out;
-	ret = read_pair(&op, pop, &buf, items);
+	ret = read_pair(&op, pop, &buf, &text, items);
 	if (ret)
 		goto out;
 	ret = avg_decode(items, &total, &count);
@@ -679,6 +656,7 @@ static int avg_fetch(const struct dc_recipe *r, double *avg, int pop)
 	*avg = total / (double)count;
 out:
 	dc_buf_release(&buf);
+	dc_buf_release(&text);
 	return ret;
 }
 
@@ -720,13 +698,13 @@ out:
  * op->num the rate. */
 static int throttle_pass(struct op *op)
 {
-	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_buf buf = DC_BUF_INIT, text = DC_BUF_INIT;
 	struct dc_py items[2];
 	double last, tally, now;
 	int ret;
 
 	op->delay = 0;
-	ret = read_pair(op, 0, &buf, items);
+	ret = read_pair(op, 0, &buf, &text, items);
 	if (!ret)
 		ret = py_number(&items[0], &last);
 	if (!ret)
@@ -744,6 +722,7 @@ static int throttle_pass(struct op *op)
 		op->delay = (1 - tally) / op->num;
 out:
 	dc_buf_release(&buf);
+	dc_buf_release(&text);
 	return ret;
 }
 

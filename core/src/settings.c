@@ -226,10 +226,9 @@ int dc_setting_check(const char *name, const struct dc_value *v)
 		return v->type == DC_TYPE_INT && v->i >= 0 ? 0 : DC_INVAL;
 	if (strcmp(name, "disk_min_file_size") == 0)
 		return v->type == DC_TYPE_INT && v->i >= 0 ? 0 : DC_INVAL;
+	/* Negative means pickle.HIGHEST_PROTOCOL (5), as in Python. */
 	if (strcmp(name, "disk_pickle_protocol") == 0)
-		return v->type == DC_TYPE_INT && v->i >= 0 && v->i <= 5
-			   ? 0
-			   : DC_INVAL;
+		return v->type == DC_TYPE_INT && v->i <= 5 ? 0 : DC_INVAL;
 	if (strcmp(name, "sqlite_journal_mode") == 0)
 		return v->type == DC_TYPE_TEXT && text_in(v, journal)
 			   ? 0

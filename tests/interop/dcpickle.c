@@ -161,7 +161,7 @@ int main(void)
 	struct pool p = { 0 };
 	char *line = NULL;
 	size_t cap = 0;
-	struct dc_buf out = DC_BUF_INIT;
+	struct dc_buf out = DC_BUF_INIT, text = DC_BUF_INIT;
 
 	p.cap = 1 << 16;
 	p.v = calloc(p.cap, sizeof(*p.v));
@@ -210,7 +210,7 @@ int main(void)
 				continue;
 			}
 			rc = dc_unpickle(data, len, items, MAXITEMS, &n,
-					 &is_tuple);
+					 &is_tuple, &text);
 			if (rc) {
 				printf("ERR %d\n", rc);
 			} else if (is_tuple) {
@@ -238,5 +238,6 @@ int main(void)
 	free(p.v);
 	free(line);
 	dc_buf_release(&out);
+	dc_buf_release(&text);
 	return 0;
 }

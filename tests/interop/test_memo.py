@@ -254,11 +254,90 @@ class MemoInterop(unittest.TestCase):
             self.assertEqual(type(pair[1]), float)
             cache.close()
 
+    # -- every pickle protocol ---------------------------------------------
+
+    def test_every_protocol_both_ways(self):
+        # A cache Python created with disk_pickle_protocol=P (negative:
+        # pickle.HIGHEST_PROTOCOL): C's keys are the bytes Python stores,
+        # and results and stampede pairs go both ways.
+        rng = random.Random(17)
+        pool = [None, 0, -1, 2**31, -2**63, 0.1, -2.5e-300, '', 'a', 'é',
+                'x\\y\nz', '€\U0001f600', b'', b'\x00', b'\xe9', b'a\xffb',
+                'latin1']
+        for proto in (-1, 0, 1, 2, 3, 4, 5):
+            with self.subTest(proto=proto):
+                eff = 5 if proto < 0 else proto
+                self.dir = os.path.join(self.tmp, 'p%d' % (proto + 1))
+                cache = diskcache.Cache(self.dir, disk_pickle_protocol=proto)
+                for typed in (False, True):
+                    calls = []
+                    f = self.py_memo(cache, 'mod.f', None, calls,
+                                     typed=typed)
+                    for _ in range(15):
+                        args = [fresh(rng.choice(pool))
+                                for _ in range(rng.randrange(4))]
+                        kwargs = {k: fresh(rng.choice(pool)) for k in
+                                  rng.sample(['k', 'name', 'é'],
+                                             rng.randrange(3))}
+                        want = cache._disk.put(
+                            f.__cache_key__(*args, **kwargs))[0]
+                        got = self.c_key('mod.f', *args, kwargs=kwargs,
+                                         opts=['--typed'] if typed else [])
+                        self.assertEqual(got, bytes(want),
+                                         (args, kwargs, typed))
+
+                # Plain memoize: each finds what the other stored.
+                calls = []
+                f = self.py_memo(cache, 'm', ('tuple', b'\xe9', 1.5),
+                                 calls)
+                f(1, b'\xe9', 'é')
+                self.assertEqual(
+                    self.c('m', 1, b'\xe9', 'é'), 'called=0 p:' +
+                    pickle.dumps(('tuple', b'\xe9', 1.5), eff).hex())
+                self.assertEqual(self.c('m', 2, b'\xe9', 'é'),
+                                 'called=1 ' + spec('from-c'))
+                self.assertEqual(f(2, b'\xe9', 'é'), 'from-c')
+                self.assertEqual(len(calls), 1)
+
+                # Stampede pairs, text at protocol 0.
+                results = ['é€\\\n\x00\U0001f600', b'\xe9\x00\\', b'',
+                           0.1, -7, None]
+                for i, result in enumerate(results):
+                    calls = []
+                    f = self.py_stampede(cache, 's', result, calls)
+                    self.assertEqual(f(i), result)
+                    self.assertEqual(
+                        self.c('s', i, opts=['--stampede', '--expire',
+                                             '60']),
+                        'called=0 ' + spec(result))
+                    out = self.c('s2', i, opts=[
+                        '--stampede', '--expire', '60',
+                        '--result', spec(result)])
+                    self.assertEqual(out, 'called=1 ' + spec(result))
+                    calls2 = []
+                    f2 = self.py_stampede(cache, 's2', 'python', calls2)
+                    self.assertEqual(f2(i), result)
+                    pair = cache.get(f2.__cache_key__(i))
+                    self.assertEqual(pair[0], result)
+                    self.assertEqual(calls2, [])
+                cache.close()
+
+    def test_protocol_above_5_is_inval(self):
+        cache = diskcache.Cache(self.dir, disk_pickle_protocol=6)
+        cache.close()
+        p = subprocess.run([DRIVER, self.dir, 'f', 'call', 'i:1'],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual((p.returncode, p.stdout.strip()),
+                         (1, 'ERR -30802'))
+
     def test_stampede_early_recompute_claim_is_harmless(self):
         # The first run takes 1 s, so the claim of an early recomputation
         # lives 1 s.  beta huge: the next C hit recomputes in the
         # background (dc_memo_free waits for it) and leaves its claim
-        # key, which Python sees only as one more (tuple) key.
+        # key, which Python sees only as one more (tuple) key.  called=0:
+        # the driver counts calls on the calling thread only, so however
+        # early the background thread runs, a hit never computes in the
+        # caller; that the recomputation ran shows in Python's 'new'.
         self.c('s3', 1, opts=['--stampede', '--expire', '60', '--sleep',
                               '1'])
         out = self.c('s3', 1, opts=['--stampede', '--expire', '60',

@@ -6,8 +6,9 @@
 # pickle.dumps(obj, protocol=P) and pickletools.optimize(...) give for the
 # same object, on many random and boundary cases (string lengths around
 # 255/256 and the 64 KiB frame limit, ints at opcode edges, types, shared
-# singleton strings).  Unpickling is checked the other way: pickles CPython
-# writes with protocols 2-5 (C and pure-Python picklers) read back equal.
+# singleton strings), at every protocol from 0 (text) to 5.  Unpickling is
+# checked the other way: pickles CPython writes with protocols 0-5 (C and
+# pure-Python picklers) read back equal.
 
 import builtins
 import os
@@ -90,7 +91,8 @@ def rand_str(rng, n):
         return fresh_str(''.join(rng.choice('abcxyz') for _ in range(n))
                          if n < 300 else 'q' * n)
     if kind < 0.8:
-        alphabet = 'aé€\U0001f600'
+        # Protocol 0 escapes the backslash, NUL, LF, CR and ^Z too.
+        alphabet = 'aé€\U0001f600\\\n\r\x1a\x00\xff'
         s = ''.join(rng.choice(alphabet) for _ in range(min(n, 300)))
         return fresh_str(s)
     return fresh_str(chr(rng.randrange(0x80, 0x100)) if n else '')
@@ -157,7 +159,7 @@ class PickleInterop(unittest.TestCase):
             self.assertNotIn(m, err)
 
     def check_dumps(self, obj):
-        for proto in (3, 4, 5):
+        for proto in range(6):
             want = pickle.dumps(obj, protocol=proto)
             got = self.drv.ask('D %d 0 %s' % (proto, spec(obj)))
             self.assertEqual(got, want.hex(),
@@ -219,18 +221,46 @@ class PickleInterop(unittest.TestCase):
             items = tuple(rand_obj(rng, i % 20 == 0) for _ in range(n))
             items = tuple(x for x in items if x not in (tuple, list, dict,
                                                          complex))
-            for proto in (2, 3, 4, 5):
+            for proto in range(6):
                 for dumps in (pickle.dumps, pickle._dumps):
-                    if proto == 2 and any(type(x) is bytes for x in items):
-                        continue
                     data = dumps(items, protocol=proto)
                     self.assertEqual(self.unpickle(data), spec(items),
                                      (proto, dumps, items))
                     data = pickletools.optimize(data)
                     self.assertEqual(self.unpickle(data), spec(items))
             if len(items) == 1:
-                data = pickle.dumps(items[0], protocol=5)
-                self.assertEqual(self.unpickle(data), spec(items[0]))
+                for proto in (0, 1, 5):
+                    data = pickle.dumps(items[0], protocol=proto)
+                    self.assertEqual(self.unpickle(data), spec(items[0]))
+
+    def test_float_repr_protocol0(self):
+        # Protocol 0 writes repr(float): the shortest digits that read
+        # back, which near a power of two is not always the correctly
+        # rounded shortest %e -- every power of two, and random floats.
+        rng = random.Random(11)
+        floats = [2.0 ** k for k in range(-1074, 1024)]
+        floats += [-(2.0 ** k) for k in range(-1074, 1024, 13)]
+        floats += [struct.unpack('<d', struct.pack(
+            '<Q', rng.getrandbits(64)))[0] for _ in range(3000)]
+        floats += [rng.random() * 10.0 ** rng.randrange(-30, 30)
+                   for _ in range(1000)]
+        floats += [0.0, -0.0, float('inf'), float('-inf'), float('nan'),
+                   1e16, 1e-5, 1e-4, 9007199254740993.0, 5e-324]
+        for f in floats:
+            want = pickle.dumps(f, protocol=0)
+            got = self.drv.ask('D 0 0 ' + spec(f))
+            self.assertEqual(bytes.fromhex(got), want, f.hex())
+            if f == f:  # NaN's payload is not kept
+                self.assertEqual(self.unpickle(want), spec(f))
+
+    def test_types_old_protocols(self):
+        # Globals below protocol 3 take their Python 2 names
+        # (__builtin__.long, exceptions.OSError, itertools.imap).
+        types = [t for t in vars(builtins).values()
+                 if isinstance(t, type) and t.__module__ == 'builtins']
+        self.assertGreater(len(types), 80)
+        for t in types:
+            self.check_dumps((t, t, 'x'))
 
     def test_unpickle_rejects(self):
         DC_TYPE, DC_CORRUPT = -30805, -30806

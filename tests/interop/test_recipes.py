@@ -22,8 +22,8 @@ import time
 import diskcache
 from diskcache import Averager, BoundedSemaphore, Lock, RLock, throttle
 
-from dcutil import (DC_EXISTS, DC_NOTFOUND, DRIVER, TIMEOUT, InteropCase,
-                    _sanitizer_report, db_rows)
+from dcutil import (DC_EXISTS, DC_INVAL, DC_NOTFOUND, DRIVER, TIMEOUT,
+                    InteropCase, _sanitizer_report, db_rows)
 
 RECIPES = os.path.join(os.path.dirname(DRIVER), 'dcrecipes')
 PYTHON = sys.executable  # the runner is /usr/bin/python3
@@ -478,6 +478,113 @@ class RecipeCase(InteropCase):
         with self.assertRaises(AssertionError):
             shared.release()
         self.rc(crun(d, 'sem-release', 's', '3'), DC_NOTHELD)
+
+    # -- every pickle protocol ---------------------------------------------
+
+    def test_every_protocol_both_ways(self):
+        # A cache Python created with disk_pickle_protocol=P: negative
+        # means pickle.HIGHEST_PROTOCOL (5); 0 and 1 are text and MARK
+        # ... TUPLE pickles.  C writes Python's bytes and reads Python's
+        # state, and Python reads C's.
+        for proto in (-1, 0, 1, 2, 3, 4, 5):
+            with self.subTest(proto=proto):
+                eff = 5 if proto < 0 else proto
+                d = self.path('p%d' % (proto + 1))
+                cache = diskcache.Cache(d, disk_pickle_protocol=proto)
+                self.addCleanup(cache.close)
+                self.assertEqual(cache.disk_pickle_protocol, proto)
+
+                # Averager: the same bytes; each continues the other's.
+                self.rc(crun(d, 'avg-add', 'c', '0.080', '0.120'), 0)
+                py = Averager(cache, 'p')
+                py.add(0.080)
+                py.add(0.120)
+                self.assertEqual(stored_row(d, 'c')[2],
+                                 pickle.dumps((0.2, 2), protocol=eff))
+                self.assertEqual(comparable(stored_row(d, 'c')),
+                                 comparable(stored_row(d, 'p')))
+                Averager(cache, 'c').add(0.160)
+                r = self.rc(crun(d, 'avg-get', 'c'), 0)
+                self.assertEqual(float.fromhex(r['avg']), 0.12)
+                self.rc(crun(d, 'avg-add', 'p', '0.160'), 0)
+                self.assertEqual(py.pop(), 0.12)
+
+                # Lock: Python's pickled None; held across languages.
+                self.rc(crun(d, 'lock-acquire', 'l', '0'), 0)
+                self.assertEqual(stored_row(d, 'l')[2],
+                                 pickle.dumps(None, protocol=eff))
+                self.assertTrue(Lock(cache, 'l').locked())
+                Lock(cache, 'l').release()
+                Lock(cache, 'l').acquire()
+                self.rc(crun(d, 'lock-acquire', 'l', '0.1'), DC_EXISTS)
+                Lock(cache, 'l').release()
+
+                self.rlock_both_ways(cache, d, eff)
+
+                # throttle: C's state is Python's tuple, and each side
+                # continues from the other's.
+                self.rc(crun(d, 'throttle-init', 't', '100', '1'), 0)
+                last, tally = cache.get('t')
+                self.assertEqual((type(last), tally), (float, 100))
+                self.assertEqual(stored_row(d, 't')[2],
+                                 pickle.dumps((last, 100), protocol=eff))
+                calls = []
+                fn = throttle(cache, 100, 1, name='t')(
+                    lambda: calls.append(1))
+                fn()
+                fn()
+                self.rc(crun(d, 'throttle-wait', 't', '100', '1'), 0)
+                state = cache.get('t')
+                self.assertEqual(type(state[1]), float)
+                self.assertEqual(stored_row(d, 't')[2],
+                                 pickle.dumps(state, protocol=eff))
+                fn()
+                self.assertEqual(len(calls), 3)
+
+    def rlock_both_ways(self, cache, d, eff):
+        """A Python RLock held: C waits (DC_EXISTS); C's held: Python
+        waits; C's stored (owner, count) is Python's pickle."""
+        drv = self.script(d)
+        owner = self.rc(drv.cmd('owner'), 0)['owner']
+        lock = RLock(cache, 'r')
+        lock.acquire()
+        lock.acquire()
+        self.rc(drv.cmd('rlock-acquire', 'r', '0.2'), DC_EXISTS)
+        self.rc(drv.cmd('rlock-release', 'r'), DC_NOTHELD)
+        lock.release()
+        self.rc(drv.cmd('rlock-acquire', 'r', '0'), DC_EXISTS)
+        lock.release()
+        self.rc(drv.cmd('rlock-acquire', 'r', '0'), 0)
+        self.rc(drv.cmd('rlock-acquire', 'r', '0'), 0)
+        self.assertEqual(cache.get('r'), (owner, 2))
+        self.assertEqual(stored_row(d, 'r')[2],
+                         pickle.dumps((owner, 2), protocol=eff))
+        got = threading.Event()
+        t = background(lambda: (RLock(cache, 'r').acquire(), got.set()))
+        self.rc(drv.cmd('rlock-release', 'r'), 0)
+        self.assertFalse(got.wait(0.3))
+        self.rc(drv.cmd('rlock-release', 'r'), 0)
+        self.assertTrue(got.wait(TIMEOUT))
+        t.join(TIMEOUT)
+        drv.close()
+
+    def test_protocol_above_5_is_inval(self):
+        # Python's pickle refuses a protocol above 5 (ValueError), so
+        # nothing that pickles works there, in either language; the
+        # semaphore (a plain int) and reading an Averager still do.
+        d = self.path('c')
+        cache = diskcache.Cache(d, disk_pickle_protocol=6)
+        self.addCleanup(cache.close)
+        with self.assertRaises(ValueError):
+            Lock(cache, 'l').acquire()
+        self.rc(crun(d, 'lock-acquire', 'l', '0'), DC_INVAL)
+        self.rc(crun(d, 'rlock-acquire', 'r', '0'), DC_INVAL)
+        self.rc(crun(d, 'avg-add', 'a', '1'), DC_INVAL)
+        self.rc(crun(d, 'throttle-init', 't', '1', '1'), DC_INVAL)
+        self.rc(crun(d, 'avg-get', 'a'), DC_NOTFOUND)
+        self.rc(crun(d, 'sem-acquire', 's', '1', '0'), 0)
+        self.rc(crun(d, 'sem-acquire', 's', '1', '0'), DC_EXISTS)
+        BoundedSemaphore(cache, 's', value=1).release()
 
     # -- throttle ---------------------------------------------------------
 
