@@ -330,11 +330,19 @@ static dc_cache *open_proto(const char *dir, int proto)
  * string) and C's setter refuses. */
 static void set_protocol_sql(const char *dir, const char *value)
 {
+	struct dc_buf b = DC_BUF_INIT;
+	struct dc_value v;
+
 	ck_assert_int_eq(
 	    tu_run("sqlite3 '%s/cache.db' \"UPDATE Settings SET value = %s "
 		   "WHERE key = 'disk_pickle_protocol'\"",
 		   dir, value),
 	    0);
+	/* A handle pickles with the protocol read at open, as Python's
+	 * Disk does: reload it, as Python's cache.reset(name). */
+	ck_assert_int_eq(
+	    dc_cache_setting_get(cache, "disk_pickle_protocol", &b, &v), 0);
+	dc_buf_release(&b);
 }
 
 /* At every protocol a Python cache may have: keys are Python's bytes,

@@ -26,7 +26,9 @@
  */
 #include "pickle.h"
 
+#include "fanout.h"
 #include "internal.h"
+#include "shard.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -2230,27 +2232,11 @@ out:
 
 int dc_pickle_protocol(dc_cache *cache, int *proto)
 {
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_value v;
-	int rc;
+	/* As Python's Disk, the protocol read when the handle was opened
+	 * (or last reset): shard 0's, whose Disk a FanoutCache uses. */
+	int p = atomic_load_explicit(&cache->shards[0]->pickle_protocol,
+				     memory_order_relaxed);
 
-	*proto = 5;
-	rc = dc_cache_setting_get(cache, "disk_pickle_protocol", &buf, &v);
-	if (rc == DC_NOTFOUND) {
-		/* Every DiskCache opener writes it; 5 is its default. */
-		rc = 0;
-		goto out;
-	}
-	if (rc)
-		goto out;
-	/* pickle.dumps(protocol=P): a negative P is HIGHEST_PROTOCOL, one
-	 * above it a ValueError, a non-integer a TypeError. */
-	if (v.type != DC_TYPE_INT || v.i > 5) {
-		rc = DC_INVAL;
-		goto out;
-	}
-	*proto = v.i < 0 ? 5 : (int)v.i;
-out:
-	dc_buf_release(&buf);
-	return rc;
+	*proto = p < 0 ? 5 : p;
+	return p < 0 ? DC_INVAL : 0;
 }

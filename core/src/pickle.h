@@ -82,11 +82,12 @@ int dc_unpickle(const void *data, size_t len, struct dc_py *items, size_t max,
 		size_t *n, int *is_tuple, struct dc_buf *text);
 
 /* dc_pickle_protocol - the protocol Python's Disk pickles with on
- * @cache: its disk_pickle_protocol setting, where a negative value means
- * pickle.HIGHEST_PROTOCOL, 5 (as in pickle.dumps), and a missing one the
- * default 5.  Returns 0, DC_INVAL (above 5 or not an integer: Python's
- * pickle.dumps raises ValueError or TypeError, so nothing can be
- * pickled on that cache), or an error reading the setting. */
+ * @cache: its disk_pickle_protocol setting as read at open (or by the
+ * last dc_cache_setting_get/set of it), as Python's Disk keeps it, where a
+ * negative value means pickle.HIGHEST_PROTOCOL, 5 (as in pickle.dumps).
+ * A FanoutCache uses shard 0's.  Returns 0, or DC_INVAL (above 5 or not
+ * an integer: Python's pickle.dumps raises ValueError or TypeError, so
+ * nothing can be pickled on that cache). */
 int dc_pickle_protocol(dc_cache *cache, int *proto);
 
 #endif /* DC_PICKLE_H */

@@ -290,6 +290,15 @@ static int cache_setting(struct dc_shard *s, const char *name,
 			atomic_store(&s->cull_limit, int_of(&d));
 		else
 			atomic_store(&s->min_file_size, int_of(&d));
+	} else if (strcmp(name, "disk_pickle_protocol") == 0) {
+		/* pickle.dumps(protocol=P): a negative P is
+		 * HIGHEST_PROTOCOL, above it a ValueError, a non-integer a
+		 * TypeError (kept as -1: the pickling recipes refuse it). */
+		int p = -1;
+
+		if (v->type == DC_TYPE_INT && v->i <= 5)
+			p = v->i < 0 ? 5 : (int)v->i;
+		atomic_store(&s->pickle_protocol, p);
 	}
 	return 0;
 }

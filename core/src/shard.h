@@ -256,6 +256,9 @@ struct dc_shard {
 	_Atomic int policy;
 	_Atomic int64_t cull_limit;
 	_Atomic int64_t min_file_size;
+	/* disk_pickle_protocol resolved as pickle.dumps() takes it (a
+	 * negative value is 5), or -1 if pickle.dumps() would refuse it. */
+	_Atomic int pickle_protocol;
 	_Atomic double size_limit;
 	int64_t page_size;
 
