@@ -623,6 +623,65 @@ END_TEST
  * KeyError mid-iteration) are skipped by indexing, count, remove and
  * compare.  Expired rows are exactly that: len() and the key walk count
  * them, a read misses them.  Layout: Y(gone) a b c X(gone). */
+/* iter(deque) and reversed(deque): the values in order both ways; an
+ * item removed ahead of the walk (it was already read in the walk's page)
+ * is skipped, as Python skips a KeyError. */
+static const char *walk(unsigned flags, int remove_at)
+{
+	static char out[64];
+	struct dc_buf buf = DC_BUF_INIT, gbuf = DC_BUF_INIT;
+	struct dc_item it, gone;
+	dc_iter *iter;
+	size_t n = 0;
+	int rc;
+
+	ck_assert_int_eq(dc_deque_iter_open(dq, flags, &iter), 0);
+	for (;;) {
+		tu_item_init(&it);
+		rc = dc_iter_next(iter, &buf, &it);
+		if (rc)
+			break;
+		ck_assert_int_eq(it.value.type, DC_TYPE_TEXT);
+		ck_assert_int_eq(it.key.type, DC_TYPE_INT);
+		ck_assert_uint_lt(n, sizeof(out) - 1);
+		out[n++] = ((const char *)it.value.data)[0];
+		if ((int)n != remove_at)
+			continue;
+		/* Take the far end, which the walk has not reached. */
+		tu_item_init(&gone);
+		ck_assert_int_eq((flags & DC_REVERSE)
+				     ? dc_deque_popleft(dq, &gbuf, &gone)
+				     : dc_deque_pop(dq, &gbuf, &gone),
+				 0);
+	}
+	ck_assert_int_eq(rc, DC_NOTFOUND);
+	out[n] = '\0';
+	dc_iter_close(iter);
+	dc_buf_release(&buf);
+	dc_buf_release(&gbuf);
+	return out;
+}
+
+START_TEST(test_iteration_both_ways)
+{
+	dc_iter *iter = (dc_iter *)1;
+
+	ck_assert_str_eq(walk(0, 0), "");
+	ck_assert_str_eq(walk(DC_REVERSE, 0), "");
+	append_str("cba", 1);
+	append_str("de", 0);
+	ck_assert_str_eq(walk(0, 0), "abcde");
+	ck_assert_str_eq(walk(DC_REVERSE, 0), "edcba");
+	ck_assert_str_eq(walk(0, 1), "abcd");
+	ck_assert_str_eq(contents(), "abcd");
+	ck_assert_str_eq(walk(DC_REVERSE, 1), "dcb");
+	ck_assert_str_eq(contents(), "bcd");
+	ck_assert_int_eq(dc_deque_iter_open(dq, DC_SORTED, &iter), DC_INVAL);
+	ck_assert_ptr_null(iter);
+	ck_assert_int_eq(dc_deque_iter_open(NULL, 0, &iter), DC_INVAL);
+}
+END_TEST
+
 START_TEST(test_vanished_keys_skipped)
 {
 	dc_cache *c = dc_deque_cache(dq);
@@ -971,6 +1030,7 @@ Suite *deque_suite(void)
 	tcase_add_test(tc, test_extend_extendleft);
 	tcase_add_test(tc, test_compare);
 	tcase_add_test(tc, test_vanished_keys_skipped);
+	tcase_add_test(tc, test_iteration_both_ways);
 	tcase_add_test(tc, test_doctests);
 	tcase_add_test(tc, test_serializer_values_compared_as_read);
 

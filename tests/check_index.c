@@ -201,6 +201,60 @@ START_TEST(test_order)
 }
 END_TEST
 
+/* index.items() both ways: key and value of each, in insertion order;
+ * a key deleted ahead of the walk is skipped. */
+static const char *items(unsigned flags, const char *del_after)
+{
+	static char out[64];
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	dc_iter *iter = NULL;
+	size_t n = 0;
+	int ret;
+
+	ck_assert_int_eq(dc_index_iter_open(ix, flags, &iter), 0);
+	for (;;) {
+		tu_item_init(&it);
+		ret = dc_iter_next(iter, &buf, &it);
+		if (ret == DC_NOTFOUND)
+			break;
+		ck_assert_int_eq(ret, 0);
+		ck_assert_int_eq(it.key.type, DC_TYPE_TEXT);
+		ck_assert_int_eq(it.value.type, DC_TYPE_INT);
+		ck_assert_uint_lt(n, sizeof(out) - 2);
+		out[n++] = ((const char *)it.key.data)[0];
+		out[n++] = (char)('0' + it.value.i);
+		if (del_after && out[n - 2] == del_after[0]) {
+			struct dc_value k = dc_textn(del_after + 1, 1);
+
+			ck_assert_int_eq(dc_index_delete(ix, &k), 0);
+		}
+	}
+	out[n] = '\0';
+	dc_iter_close(iter);
+	dc_buf_release(&buf);
+	return out;
+}
+
+START_TEST(test_items_both_ways)
+{
+	struct dc_value k = dc_text("b"), v = dc_int(7);
+	dc_iter *iter = (dc_iter *)1;
+
+	ck_assert_str_eq(items(0, NULL), "");
+	fill(5);
+	ck_assert_int_eq(dc_index_set(ix, &k, &v), 0);
+	ck_assert_str_eq(items(0, NULL), "a0b7c2d3e4");
+	ck_assert_str_eq(items(DC_REVERSE, NULL), "e4d3c2b7a0");
+	/* After 'a' delete 'c'; backwards after 'e' delete 'b'. */
+	ck_assert_str_eq(items(0, "ac"), "a0b7d3e4");
+	ck_assert_str_eq(items(DC_REVERSE, "eb"), "e4d3a0");
+	ck_assert_str_eq(keys(0), "ade");
+	ck_assert_int_eq(dc_index_iter_open(ix, DC_SORTED, &iter), DC_INVAL);
+	ck_assert_ptr_null(iter);
+}
+END_TEST
+
 START_TEST(test_sub_and_policy)
 {
 	dc_cache *fan = NULL;
@@ -504,6 +558,7 @@ Suite *index_suite(void)
 	tcase_add_test(tc, test_popitem);
 	tcase_add_test(tc, test_setdefault);
 	tcase_add_test(tc, test_order);
+	tcase_add_test(tc, test_items_both_ways);
 	tcase_add_test(tc, test_sub_and_policy);
 	tcase_add_test(tc, test_pop_default);
 	tcase_add_test(tc, test_peekitem);

@@ -364,6 +364,10 @@ enum dc_flags {
 	DC_BACK = 1 << 8,
 	/* peekitem: the first item instead of the last. */
 	DC_FIRST = 1 << 9,
+	/* iteration: also read each key's value, as dc_cache_get does
+	 * (statistics and access time included), skipping keys that were
+	 * removed or expired meanwhile. */
+	DC_VALUES = 1 << 10,
 };
 
 /* ------------------------------------------------------------------ */
@@ -670,7 +674,8 @@ typedef struct dc_iter dc_iter;
 
 /* dc_iter_open - iterate over keys.
  * @flags: DC_REVERSE, DC_SORTED (key order: numbers, then text, then
- *         bytes and pickles, as SQLite sorts them), DC_ALIVE.
+ *         bytes and pickles, as SQLite sorts them), DC_ALIVE, DC_VALUES
+ *         (with DC_FD).
  * @prefix, @prefix_len: if @prefix is not NULL, only TEXT keys starting
  *         with these bytes.
  * Insertion-order iteration does not return keys inserted after the
@@ -686,6 +691,9 @@ int dc_iter_open(dc_cache *cache, unsigned flags, const void *prefix,
  * DC_NOVALUE: the stored type, the number of an INT or FLOAT, no data
  * (use dc_cache_get for that).
  * @buf: receives the key's and the tag's data.
+ * With DC_VALUES (and DC_FD) at open, item is filled as dc_cache_get
+ * fills it, value included, and the key's data lives in the iterator,
+ * valid until its next call; keys that vanish meanwhile are skipped.
  * Returns 0, DC_NOTFOUND at the end, or an error. */
 int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item);
 
@@ -969,6 +977,14 @@ int dc_deque_extendleft(dc_deque *d, const struct dc_value *values, size_t n);
 int dc_deque_compare(dc_deque *d, const struct dc_value *values, size_t n,
 		     int *cmp);
 
+/* dc_deque_iter_open - walk the deque's values front to back (@flags
+ * DC_REVERSE: back to front), Python's iter(deque) / reversed(deque):
+ * dc_iter_next gives each item as dc_deque_get does (item->key its queue
+ * key), skipping items removed meanwhile; dc_iter_close ends it.  Items
+ * added at either end after the walk passed there are not seen.
+ * Returns 0, DC_INVAL, ENOMEM. */
+int dc_deque_iter_open(dc_deque *d, unsigned flags, dc_iter **out);
+
 /* dc_deque_copy - a second handle on the same directory with the same
  * maxlen (Python's copy()).  It shares @d's open cache, and with it the
  * options @d was opened with (dc_deque_cache() returns the same cache, so
@@ -1031,6 +1047,13 @@ int dc_index_len(dc_index *idx, uint64_t *count);
 
 /* dc_index_clear - remove every item. */
 int dc_index_clear(dc_index *idx);
+
+/* dc_index_iter_open - walk the index's items in insertion order (@flags
+ * DC_REVERSE: newest first), key and value each, Python's
+ * index.items(); keys removed meanwhile are skipped, keys inserted after
+ * the walk began are not seen.  Read with dc_iter_next, end with
+ * dc_iter_close.  Returns 0, DC_INVAL, ENOMEM. */
+int dc_index_iter_open(dc_index *idx, unsigned flags, dc_iter **out);
 
 /* dc_index_peekitem - the last inserted item (@flags DC_FIRST: the
  * first) without removing it.  Returns 0, DC_NOTFOUND (empty), ... */

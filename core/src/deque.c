@@ -130,6 +130,17 @@ void dc_deque_close(dc_deque *d)
 	free(d);
 }
 
+int dc_deque_iter_open(dc_deque *d, unsigned flags, dc_iter **out)
+{
+	if (out)
+		*out = NULL;
+	if (!d || (flags & ~DC_REVERSE))
+		return DC_INVAL;
+	/* Python's iter(deque): iterkeys() order, each value read. */
+	return dc_iter_open(d->cache, DC_SORTED | DC_VALUES | flags, NULL, 0,
+			    out);
+}
+
 /* Python's copy() opens a second Cache on the directory.  Sharing the
  * open cache instead gives the copy exactly the options of the original
  * (timeout, log, serializer -- also those a sub-deque inherited from its

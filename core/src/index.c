@@ -166,6 +166,15 @@ int dc_index_clear(dc_index *idx)
 	return dc_cache_clear(idx->cache, DC_RETRY, NULL);
 }
 
+int dc_index_iter_open(dc_index *idx, unsigned flags, dc_iter **out)
+{
+	if (out)
+		*out = NULL;
+	if (!idx || (flags & ~DC_REVERSE))
+		return DC_INVAL;
+	return dc_iter_open(idx->cache, DC_VALUES | flags, NULL, 0, out);
+}
+
 int dc_index_peekitem(dc_index *idx, unsigned flags, struct dc_buf *buf,
 		      struct dc_item *item)
 {

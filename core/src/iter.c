@@ -49,6 +49,7 @@ struct dc_iter {
 	int shard_done;
 	int pagesize; /* rows to read next; 0: start afresh */
 	struct dc_buf page;
+	struct dc_buf keybuf; /* DC_VALUES: the current key's data */
 };
 
 static int copy_in(struct dc_buf *b, const struct dc_value *v, size_t *off)
@@ -128,6 +129,7 @@ void dc_iter_close(dc_iter *it)
 	free(it->succ);
 	dc_buf_release(&it->lastbuf);
 	dc_buf_release(&it->page);
+	dc_buf_release(&it->keybuf);
 	free(it);
 }
 
@@ -328,7 +330,7 @@ static void next_shard(struct dc_iter *it)
 	it->nrows = it->cur = 0;
 }
 
-int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item)
+static int next_key(dc_iter *it, struct dc_buf *buf, struct dc_item *item)
 {
 	struct row *w;
 	double now = 0;
@@ -437,4 +439,27 @@ int dc_iter_seek(dc_iter *it, const void *text, size_t len)
 	it->shard_done = 0;
 	it->nrows = it->cur = 0;
 	return 0;
+}
+
+int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item)
+{
+	struct dc_item k;
+	int rc;
+
+	if (!it || !buf || !item)
+		return DC_INVAL;
+	if (!(it->flags & DC_VALUES))
+		return next_key(it, buf, item);
+	/* The key goes to the iterator's buffer, the value and tag to the
+	 * caller's, as dc_cache_get writes them. */
+	do {
+		rc = next_key(it, &it->keybuf, &k);
+		if (rc)
+			return rc;
+		rc = dc_cache_get(it->cache, &k.key, buf, item,
+				  DC_RETRY | (it->flags & DC_FD));
+	} while (rc == DC_NOTFOUND);
+	if (!rc)
+		item->key = k.key;
+	return rc;
 }
