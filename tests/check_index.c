@@ -255,6 +255,43 @@ START_TEST(test_items_both_ways)
 }
 END_TEST
 
+/* index == mapping (doctest): an OrderedDict compares in order, a dict
+ * in any order; lengths first; int 1 equals float 1.0. */
+START_TEST(test_equal)
+{
+	struct dc_value k[] = { dc_text("a"), dc_text("b"), dc_text("c") };
+	struct dc_value v[] = { dc_int(0), dc_int(1), dc_int(2) };
+	struct dc_value rk[] = { dc_text("c"), dc_text("b"), dc_text("a") };
+	struct dc_value rv[] = { dc_int(2), dc_int(1), dc_int(0) };
+	struct dc_value fv[] = { dc_float(0.0), dc_float(1.0), dc_int(2) };
+	struct dc_value bad[] = { dc_int(0), dc_text("1"), dc_int(2) };
+	struct dc_value other[] = { dc_text("a"), dc_text("b"), dc_text("x") };
+	int eq = -1;
+
+	ck_assert_int_eq(dc_index_equal(ix, NULL, NULL, 0, 1, &eq), 0);
+	ck_assert_int_eq(eq, 1);
+	fill(3);
+	ck_assert_int_eq(dc_index_equal(ix, k, v, 3, 1, &eq), 0);
+	ck_assert_int_eq(eq, 1);
+	ck_assert_int_eq(dc_index_equal(ix, k, v, 3, 0, &eq), 0);
+	ck_assert_int_eq(eq, 1);
+	ck_assert_int_eq(dc_index_equal(ix, rk, rv, 3, 0, &eq), 0);
+	ck_assert_int_eq(eq, 1);
+	ck_assert_int_eq(dc_index_equal(ix, rk, rv, 3, 1, &eq), 0);
+	ck_assert_int_eq(eq, 0);
+	ck_assert_int_eq(dc_index_equal(ix, k, fv, 3, 1, &eq), 0);
+	ck_assert_int_eq(eq, 1);
+	ck_assert_int_eq(dc_index_equal(ix, k, bad, 3, 0, &eq), 0);
+	ck_assert_int_eq(eq, 0);
+	ck_assert_int_eq(dc_index_equal(ix, other, v, 3, 0, &eq), 0);
+	ck_assert_int_eq(eq, 0);
+	ck_assert_int_eq(dc_index_equal(ix, k, v, 2, 0, &eq), 0);
+	ck_assert_int_eq(eq, 0);
+	ck_assert_int_eq(dc_index_equal(ix, NULL, v, 3, 0, &eq), DC_INVAL);
+	ck_assert_int_eq(dc_index_equal(NULL, k, v, 3, 0, &eq), DC_INVAL);
+}
+END_TEST
+
 START_TEST(test_sub_and_policy)
 {
 	dc_cache *fan = NULL;
@@ -559,6 +596,7 @@ Suite *index_suite(void)
 	tcase_add_test(tc, test_setdefault);
 	tcase_add_test(tc, test_order);
 	tcase_add_test(tc, test_items_both_ways);
+	tcase_add_test(tc, test_equal);
 	tcase_add_test(tc, test_sub_and_policy);
 	tcase_add_test(tc, test_pop_default);
 	tcase_add_test(tc, test_peekitem);

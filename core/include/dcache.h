@@ -1055,6 +1055,16 @@ int dc_index_clear(dc_index *idx);
  * dc_iter_close.  Returns 0, DC_INVAL, ENOMEM. */
 int dc_index_iter_open(dc_index *idx, unsigned flags, dc_iter **out);
 
+/* dc_index_equal - Python's index == mapping for the @n pairs
+ * @keys[i]: @values[i] (distinct keys): the same length, and each key's
+ * value equal (items compare as in dc_deque_compare: int 1 equals float
+ * 1.0).  With @ordered (comparing with an OrderedDict or another Index)
+ * the pairs must also come in the index's insertion order.  *equal
+ * receives 1 or 0.  Returns 0, DC_INVAL, or an error reading. */
+int dc_index_equal(dc_index *idx, const struct dc_value *keys,
+		   const struct dc_value *values, size_t n, int ordered,
+		   int *equal);
+
 /* dc_index_peekitem - the last inserted item (@flags DC_FIRST: the
  * first) without removing it.  Returns 0, DC_NOTFOUND (empty), ... */
 int dc_index_peekitem(dc_index *idx, unsigned flags, struct dc_buf *buf,

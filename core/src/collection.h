@@ -12,4 +12,11 @@
 int dc_coll_open(dc_cache *parent, enum dc_sub kind, const char *dir,
 		 const struct dc_options *opts, dc_cache **out);
 
+/* dc_coll_cmp - Python's comparison of two items (deque.c): numbers by
+ * value (int against float exactly), text with text and bytes with bytes
+ * in byte order, None equal to None, pickles equal only byte for byte.
+ * Returns 0 and sets *cmp (-1, 0, 1), or DC_TYPE when Python could not
+ * order them (then they are unequal). */
+int dc_coll_cmp(const struct dc_value *a, const struct dc_value *b, int *cmp);
+
 #endif /* DC_COLLECTION_H */

@@ -688,8 +688,7 @@ static int num_cmp(const struct dc_value *a, const struct dc_value *b, int *cmp)
  * (UTF-8 bytewise order is code point order) and bytes with bytes
  * bytewise; anything else is equal only when of the same type with the
  * same bytes (pickles) or both None, and otherwise cannot be ordered. */
-static int item_cmp(const struct dc_value *a, const struct dc_value *b,
-		    int *cmp)
+int dc_coll_cmp(const struct dc_value *a, const struct dc_value *b, int *cmp)
 {
 	int na = a->type == DC_TYPE_INT || a->type == DC_TYPE_FLOAT;
 	int nb = b->type == DC_TYPE_INT || b->type == DC_TYPE_FLOAT;
@@ -736,7 +735,7 @@ int dc_deque_compare(dc_deque *d, const struct dc_value *values, size_t n,
 	while (!ret && i < n) {
 		ret = next_live(d, it, &kbuf, &k, &vbuf, &v);
 		if (!ret)
-			ret = item_cmp(&v.value, &values[i++], &c);
+			ret = dc_coll_cmp(&v.value, &values[i++], &c);
 		if (ret || c)
 			break;
 	}

@@ -6,6 +6,7 @@
  * DC_RETRY, as Python's Index passes retry=True.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "collection.h"
@@ -164,6 +165,63 @@ int dc_index_clear(dc_index *idx)
 	if (!idx)
 		return DC_INVAL;
 	return dc_cache_clear(idx->cache, DC_RETRY, NULL);
+}
+
+/* Are @a and @b equal as Python's == says (dc_coll_cmp)? */
+static bool same(const struct dc_value *a, const struct dc_value *b)
+{
+	int c;
+
+	return dc_coll_cmp(a, b, &c) == 0 && c == 0;
+}
+
+/* Python's Index.__eq__: lengths first; then against an ordered mapping
+ * the items pairwise in order, against any other each key's value. */
+int dc_index_equal(dc_index *idx, const struct dc_value *keys,
+		   const struct dc_value *values, size_t n, int ordered,
+		   int *equal)
+{
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item item;
+	dc_iter *it = NULL;
+	uint64_t len;
+	bool eq;
+	size_t i;
+	int ret;
+
+	if (!idx || !equal || (n && (!keys || !values)))
+		return DC_INVAL;
+	*equal = 0;
+	ret = dc_cache_len(idx->cache, &len);
+	if (ret || len != n)
+		goto out;
+	eq = true;
+	if (ordered) {
+		ret = dc_index_iter_open(idx, 0, &it);
+		for (i = 0; !ret && eq && i < n; i++) {
+			ret = dc_iter_next(it, &buf, &item);
+			if (!ret)
+				eq = same(&item.key, &keys[i]) &&
+				     same(&item.value, &values[i]);
+		}
+	} else {
+		for (i = 0; !ret && eq && i < n; i++) {
+			ret = dc_index_get(idx, &keys[i], &buf, &item);
+			if (!ret)
+				eq = same(&item.value, &values[i]);
+		}
+	}
+	/* A key missing (or gone mid-walk, as zip() stops short): unequal. */
+	if (ret == DC_NOTFOUND) {
+		ret = 0;
+		eq = false;
+	}
+	if (!ret)
+		*equal = eq;
+out:
+	dc_iter_close(it);
+	dc_buf_release(&buf);
+	return ret;
 }
 
 int dc_index_iter_open(dc_index *idx, unsigned flags, dc_iter **out)

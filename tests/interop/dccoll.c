@@ -24,6 +24,7 @@
  *   check                     dc_cache_check's warning count ("warnings").
  *   extend [left] ITEM...     dc_deque_extend (extendleft) of text items.
  *   compare ITEM...           dc_deque_compare with text items ("cmp").
+ *   equal|equal-ordered K V ...  dc_index_equal with text pairs ("equal").
  *   push ITEM [front] [prefix=P]   dc_index_push ("key").
  *   pull|peek [back] [prefix=P]    dc_index_pull / _peek ("key", "value").
  *   peekitem [first]          dc_index_peekitem ("key", "value").
@@ -286,7 +287,7 @@ static size_t parse_args(char **argv, int argc, unsigned *flags,
 	return n;
 }
 
-/* extend, compare, push, pull, peek, peekitem. */
+/* extend, compare, equal, push, pull, peek, peekitem. */
 static int cmd_api(struct coll *c, const char *cmd, char **argv, int argc,
 		   struct out *o)
 {
@@ -312,6 +313,28 @@ static int cmd_api(struct coll *c, const char *cmd, char **argv, int argc,
 			char num[32];
 
 			snprintf(num, sizeof(num), ",\"cmp\":%d", cmp);
+			out_str(o, num);
+		}
+	} else if (!strncmp(cmd, "equal", 5) && c->ix && n % 2 == 0) {
+		struct dc_value *keys = calloc(n / 2 + 1, sizeof(*keys));
+		struct dc_value *vals = calloc(n / 2 + 1, sizeof(*vals));
+		int eq = 0;
+
+		/* Pairs K V ...: the keys and the values apart. */
+		for (size_t i = 0; keys && vals && i < n / 2; i++) {
+			keys[i] = items[2 * i];
+			vals[i] = items[2 * i + 1];
+		}
+		ret = keys && vals
+			  ? dc_index_equal(c->ix, keys, vals, n / 2,
+					   !strcmp(cmd, "equal-ordered"), &eq)
+			  : ENOMEM;
+		free(keys);
+		free(vals);
+		if (!ret) {
+			char num[32];
+
+			snprintf(num, sizeof(num), ",\"equal\":%d", eq);
 			out_str(o, num);
 		}
 	} else if (!strcmp(cmd, "push") && c->ix && n == 1) {

@@ -9,6 +9,7 @@
 # functions dcinterop has no command for: extend/extendleft, compare,
 # and the Index queue (push/pull/peek/peekitem).
 
+import collections
 import json
 import os
 import subprocess
@@ -221,6 +222,24 @@ class ExtrasInterop(InteropCase):
                 r = self.ok(dccoll(d, 'compare', *seq))
                 self.assertEqual(r['cmp'], want, (content, seq))
             dq.clear()
+
+    def test_index_equal_agrees_with_python(self):
+        # Index == OrderedDict is order-sensitive, == dict is not.
+        d = self.path('eq')
+        idx = diskcache.Index(d, [('a', '1'), ('b', '2'), ('c', '3')])
+        cases = [[], [('a', '1'), ('b', '2'), ('c', '3')],
+                 [('c', '3'), ('b', '2'), ('a', '1')],
+                 [('a', '1'), ('b', '2')], [('a', '1'), ('b', '2'),
+                                            ('c', '4')],
+                 [('a', '1'), ('b', '2'), ('x', '3')]]
+        for pairs in cases:
+            flat = [x for pair in pairs for x in pair]
+            for cmd, other in (('equal', dict(pairs)),
+                               ('equal-ordered',
+                                collections.OrderedDict(pairs))):
+                r = self.ok(dccoll(d, '--index', cmd, *flat))
+                self.assertEqual(r['equal'], int(idx == other),
+                                 (cmd, pairs))
 
     def test_index_queue_interleaved(self):
         d = self.path('ix')
