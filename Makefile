@@ -81,7 +81,8 @@ $(LIB_A): $(CORE_OBJ)
 	$(AR) rcs $@ $^
 
 $(LIB_SO): $(CORE_OBJ)
-	$(CC) -shared -Wl,-soname,libdcache.so.0 -o $@ $^ $(LDFLAGS) \
+	$(CC) -shared -Wl,-soname,libdcache.so.0 -Wl,-z,nodelete -o $@ $^ \
+		$(LDFLAGS) \
 		$(SQLITE_LIBS) $(ZLIB_LIBS) -lm
 
 $(CLI): $(CLI_OBJ) $(LIB_A)

@@ -250,6 +250,20 @@ START_TEST(test_items_both_ways)
 	ck_assert_str_eq(items(0, "ac"), "a0b7d3e4");
 	ck_assert_str_eq(items(DC_REVERSE, "eb"), "e4d3a0");
 	ck_assert_str_eq(keys(0), "ade");
+	{
+		/* The item outlives the iterator: stop early, close, use. */
+		struct dc_buf buf = DC_BUF_INIT;
+		struct dc_item it;
+
+		ck_assert_int_eq(dc_index_iter_open(ix, DC_REVERSE, &iter), 0);
+		tu_item_init(&it);
+		ck_assert_int_eq(dc_iter_next(iter, &buf, &it), 0);
+		dc_iter_close(iter);
+		ck_assert_int_eq(it.key.type, DC_TYPE_TEXT);
+		ck_assert_mem_eq(it.key.data, "e", 2);
+		ck_assert_int_eq(it.value.i, 4);
+		dc_buf_release(&buf);
+	}
 	ck_assert_int_eq(dc_index_iter_open(ix, DC_SORTED, &iter), DC_INVAL);
 	ck_assert_ptr_null(iter);
 }

@@ -1019,6 +1019,59 @@ struct worker {
 	int failures;
 };
 
+/* DC_VALUES iteration fetches through the serializer; the key appended
+ * after value and tag (the buffer may move) leaves all three intact. */
+START_TEST(test_iter_values_keep_tag_and_key)
+{
+	dc_cache *c = open_with(root, dc_serializer_zlib(6), 3);
+	unsigned char *big = make_text(50000);
+	struct dc_buf buf = DC_BUF_INIT;
+	struct dc_item it;
+	dc_iter *iter;
+	char name[32], tagtext[32];
+	int seen = 0;
+
+	for (int i = 0; i < 12; i++) {
+		struct dc_value k, v, t;
+
+		snprintf(name, sizeof(name), "key-%02d-%s", i,
+			 i % 2 ? "long-enough-to-grow" : "s");
+		snprintf(tagtext, sizeof(tagtext), "tag-%d", i);
+		k = dc_text(name);
+		v = dc_bytes(big, 1000 + (size_t)i * 4000);
+		t = dc_text(tagtext);
+		ck_assert_int_eq(dc_cache_set(c, &k, &v, DC_NO_EXPIRE, &t, 0),
+				 0);
+	}
+	ck_assert_int_eq(dc_iter_open(c, DC_VALUES, NULL, 0, &iter), 0);
+	for (;;) {
+		int i;
+
+		tu_item_init(&it);
+		if (dc_iter_next(iter, &buf, &it))
+			break;
+		ck_assert_int_eq(it.key.type, DC_TYPE_TEXT);
+		ck_assert_int_eq(sscanf(it.key.data, "key-%d-", &i), 1);
+		snprintf(name, sizeof(name), "key-%02d-%s", i,
+			 i % 2 ? "long-enough-to-grow" : "s");
+		ck_assert_uint_eq(it.key.len, strlen(name));
+		ck_assert_mem_eq(it.key.data, name, strlen(name) + 1);
+		snprintf(tagtext, sizeof(tagtext), "tag-%d", i);
+		ck_assert_uint_eq(it.tag.len, strlen(tagtext));
+		ck_assert_mem_eq(it.tag.data, tagtext, strlen(tagtext));
+		ck_assert_int_eq(it.value.type, DC_TYPE_BYTES);
+		ck_assert_uint_eq(it.value.len, 1000 + (size_t)i * 4000);
+		ck_assert_mem_eq(it.value.data, big, it.value.len);
+		seen++;
+	}
+	ck_assert_int_eq(seen, 12);
+	dc_iter_close(iter);
+	dc_buf_release(&buf);
+	free(big);
+	dc_cache_close(c);
+}
+END_TEST
+
 static void *work(void *arg)
 {
 	struct worker *w = arg;
@@ -1099,6 +1152,7 @@ Suite *serializer_suite(void)
 	tcase_add_test(tc, test_fanout_and_sub_inherit);
 	tcase_add_test(tc, test_deque_with_serializer);
 	tcase_add_test(tc, test_index_with_serializer);
+	tcase_add_test(tc, test_iter_values_keep_tag_and_key);
 	tcase_add_test(tc, test_threads);
 	return s;
 }

@@ -201,7 +201,8 @@ void dc_buf_release(struct dc_buf *buf);
 struct dc_item {
 	struct dc_value key; /* pull, peek, peekitem, iteration only */
 	/* The value.  With DC_NOVALUE, with DC_FD for a file-backed value,
-	 * and in iteration, only what the row itself holds is reported:
+	 * and in iteration without DC_VALUES, only what the row itself
+	 * holds is reported:
 	 * value.type is the stored type (INT, FLOAT, TEXT, BYTES, PICKLE),
 	 * value.i / value.f hold the number of an INT / FLOAT, and value.data
 	 * is NULL with value.len 0 for TEXT, BYTES and PICKLE (size has the
@@ -692,8 +693,10 @@ int dc_iter_open(dc_cache *cache, unsigned flags, const void *prefix,
  * (use dc_cache_get for that).
  * @buf: receives the key's and the tag's data.
  * With DC_VALUES (and DC_FD) at open, item is filled as dc_cache_get
- * fills it, value included, and the key's data lives in the iterator,
- * valid until its next call; keys that vanish meanwhile are skipped.
+ * fills it, value included, the key's data in @buf too; keys that vanish
+ * meanwhile (and NULL keys: Python's float('nan')) are skipped.  If
+ * reading a value fails, the error is returned with item->key set, and
+ * the next call goes on with the next key.
  * Returns 0, DC_NOTFOUND at the end, or an error. */
 int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item);
 

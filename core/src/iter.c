@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PAGE 100
 
@@ -441,6 +442,40 @@ int dc_iter_seek(dc_iter *it, const void *text, size_t len)
 	return 0;
 }
 
+/* Where @p points into @buf, its offset (to re-point it after @buf
+ * moves), else -1. */
+static ptrdiff_t buf_off(const struct dc_buf *buf, const void *p)
+{
+	const char *c = p;
+
+	if (!c || !buf->data || c < buf->data || c > buf->data + buf->cap)
+		return -1;
+	return c - buf->data;
+}
+
+/* Append the key's data to @buf after what dc_cache_get wrote there,
+ * keeping item->value and item->tag pointing at theirs. */
+static int keep_key(struct dc_buf *buf, struct dc_item *item,
+		    const struct dc_value *key)
+{
+	ptrdiff_t voff = buf_off(buf, item->value.data);
+	ptrdiff_t toff = buf_off(buf, item->tag.data);
+	size_t koff = 0;
+	int rc;
+
+	rc = copy_in(buf, key, &koff);
+	if (rc)
+		return rc;
+	if (voff >= 0)
+		item->value.data = buf->data + voff;
+	if (toff >= 0)
+		item->tag.data = buf->data + toff;
+	item->key = *key;
+	if (key->type >= DC_TYPE_TEXT)
+		item->key.data = buf->data + koff;
+	return 0;
+}
+
 int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item)
 {
 	struct dc_item k;
@@ -450,16 +485,29 @@ int dc_iter_next(dc_iter *it, struct dc_buf *buf, struct dc_item *item)
 		return DC_INVAL;
 	if (!(it->flags & DC_VALUES))
 		return next_key(it, buf, item);
-	/* The key goes to the iterator's buffer, the value and tag to the
-	 * caller's, as dc_cache_get writes them. */
-	do {
+	/* The key is read into the iterator's buffer, the value and tag
+	 * into the caller's as dc_cache_get writes them; then the key joins
+	 * them there, so all three outlive the iterator. */
+	for (;;) {
 		rc = next_key(it, &it->keybuf, &k);
 		if (rc)
 			return rc;
+		if (k.key.type == DC_TYPE_NONE)
+			continue; /* a NaN key, stored as NULL */
 		rc = dc_cache_get(it->cache, &k.key, buf, item,
 				  DC_RETRY | (it->flags & DC_FD));
-	} while (rc == DC_NOTFOUND);
-	if (!rc)
-		item->key = k.key;
+		if (rc != DC_NOTFOUND)
+			break;
+	}
+	if (!rc) {
+		rc = keep_key(buf, item, &k.key);
+		if (rc && item->fd >= 0) {
+			close(
+			    item->fd); /* not returned: the caller's no more */
+			item->fd = -1;
+		}
+		return rc;
+	}
+	item->key = k.key; /* which key failed: valid until the next call */
 	return rc;
 }

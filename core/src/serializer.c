@@ -169,13 +169,14 @@ static const uInt py_blocks[] = {
 	64u << 20, 64u << 20, 128u << 20, 128u << 20, 256u << 20,
 };
 
-/* zlib.compress of @in into @buf; *done is the length written. */
 /* A deflate stream kept per thread: deflateInit allocates about 256 KiB
  * of state that a fresh stream per value would fault in again every time
  * (measured: reuse halves the cost of compressing a 4 KiB value).
  * deflateReset gives exactly the output of a fresh stream.  The stream is
  * freed when its thread exits; the _Thread_local pointer keeps it
- * reachable (and visible to leak checkers) until then. */
+ * reachable (and visible to leak checkers) until then.  The key's
+ * destructor lives in this library, which is therefore linked with
+ * -z nodelete: dlclose() must not unmap it under a running thread. */
 struct zstream {
 	z_stream zs;
 	int level;
@@ -246,6 +247,7 @@ static int zstream_get(int level, z_stream *local, z_stream **zs, bool *kept)
 	return 0;
 }
 
+/* zlib.compress of @in into @buf; *done is the length written. */
 static int deflate_all(const struct dc_value *in, int level, struct dc_buf *buf,
 		       size_t *done)
 {
