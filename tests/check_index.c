@@ -44,18 +44,17 @@ static void fill(int n)
 	}
 }
 
-/* Keys in iteration order (DC_REVERSE optional) as a string. */
-static const char *keys(unsigned flags)
+/* Walk @iter into a string: each key's letter, with @values followed by
+ * its value's digit; with @del_after "xy", key y is deleted once x has
+ * been seen.  Closes @iter. */
+static const char *walk(dc_iter *iter, int values, const char *del_after)
 {
 	static char out[64];
 	struct dc_buf buf = DC_BUF_INIT;
 	struct dc_item it;
-	dc_iter *iter = NULL;
 	size_t n = 0;
 	int ret;
 
-	ck_assert_int_eq(
-	    dc_iter_open(dc_index_cache(ix), flags, NULL, 0, &iter), 0);
 	for (;;) {
 		tu_item_init(&it);
 		ret = dc_iter_next(iter, &buf, &it);
@@ -63,13 +62,33 @@ static const char *keys(unsigned flags)
 			break;
 		ck_assert_int_eq(ret, 0);
 		ck_assert_int_eq(it.key.type, DC_TYPE_TEXT);
-		ck_assert_uint_lt(n, sizeof(out) - 1);
+		ck_assert_uint_lt(n, sizeof(out) - 2);
 		out[n++] = ((const char *)it.key.data)[0];
+		if (values) {
+			ck_assert_int_eq(it.value.type, DC_TYPE_INT);
+			out[n++] = (char)('0' + it.value.i);
+		}
+		if (del_after && it.key.len == 1 &&
+		    ((const char *)it.key.data)[0] == del_after[0]) {
+			struct dc_value k = dc_textn(del_after + 1, 1);
+
+			ck_assert_int_eq(dc_index_delete(ix, &k), 0);
+		}
 	}
 	out[n] = '\0';
 	dc_iter_close(iter);
 	dc_buf_release(&buf);
 	return out;
+}
+
+/* Keys in iteration order (DC_REVERSE optional) as a string. */
+static const char *keys(unsigned flags)
+{
+	dc_iter *iter = NULL;
+
+	ck_assert_int_eq(
+	    dc_iter_open(dc_index_cache(ix), flags, NULL, 0, &iter), 0);
+	return walk(iter, 0, NULL);
 }
 
 static void assert_len(uint64_t want)
@@ -205,35 +224,10 @@ END_TEST
  * a key deleted ahead of the walk is skipped. */
 static const char *items(unsigned flags, const char *del_after)
 {
-	static char out[64];
-	struct dc_buf buf = DC_BUF_INIT;
-	struct dc_item it;
 	dc_iter *iter = NULL;
-	size_t n = 0;
-	int ret;
 
 	ck_assert_int_eq(dc_index_iter_open(ix, flags, &iter), 0);
-	for (;;) {
-		tu_item_init(&it);
-		ret = dc_iter_next(iter, &buf, &it);
-		if (ret == DC_NOTFOUND)
-			break;
-		ck_assert_int_eq(ret, 0);
-		ck_assert_int_eq(it.key.type, DC_TYPE_TEXT);
-		ck_assert_int_eq(it.value.type, DC_TYPE_INT);
-		ck_assert_uint_lt(n, sizeof(out) - 2);
-		out[n++] = ((const char *)it.key.data)[0];
-		out[n++] = (char)('0' + it.value.i);
-		if (del_after && out[n - 2] == del_after[0]) {
-			struct dc_value k = dc_textn(del_after + 1, 1);
-
-			ck_assert_int_eq(dc_index_delete(ix, &k), 0);
-		}
-	}
-	out[n] = '\0';
-	dc_iter_close(iter);
-	dc_buf_release(&buf);
-	return out;
+	return walk(iter, 1, del_after);
 }
 
 START_TEST(test_items_both_ways)
@@ -280,27 +274,29 @@ START_TEST(test_equal)
 	struct dc_value fv[] = { dc_float(0.0), dc_float(1.0), dc_int(2) };
 	struct dc_value bad[] = { dc_int(0), dc_text("1"), dc_int(2) };
 	struct dc_value other[] = { dc_text("a"), dc_text("b"), dc_text("x") };
+	const struct {
+		const struct dc_value *keys, *values;
+		size_t n;
+		int ordered, want;
+	} cases[] = {
+		{ k, v, 3, 1, 1 },   { k, v, 3, 0, 1 },
+		{ rk, rv, 3, 0, 1 }, { rk, rv, 3, 1, 0 }, /* order counts */
+		{ k, fv, 3, 1, 1 },                       /* 0 == 0.0 */
+		{ k, bad, 3, 0, 0 }, { other, v, 3, 0, 0 },
+		{ k, v, 2, 0, 0 }, /* lengths first */
+	};
 	int eq = -1;
 
 	ck_assert_int_eq(dc_index_equal(ix, NULL, NULL, 0, 1, &eq), 0);
 	ck_assert_int_eq(eq, 1);
 	fill(3);
-	ck_assert_int_eq(dc_index_equal(ix, k, v, 3, 1, &eq), 0);
-	ck_assert_int_eq(eq, 1);
-	ck_assert_int_eq(dc_index_equal(ix, k, v, 3, 0, &eq), 0);
-	ck_assert_int_eq(eq, 1);
-	ck_assert_int_eq(dc_index_equal(ix, rk, rv, 3, 0, &eq), 0);
-	ck_assert_int_eq(eq, 1);
-	ck_assert_int_eq(dc_index_equal(ix, rk, rv, 3, 1, &eq), 0);
-	ck_assert_int_eq(eq, 0);
-	ck_assert_int_eq(dc_index_equal(ix, k, fv, 3, 1, &eq), 0);
-	ck_assert_int_eq(eq, 1);
-	ck_assert_int_eq(dc_index_equal(ix, k, bad, 3, 0, &eq), 0);
-	ck_assert_int_eq(eq, 0);
-	ck_assert_int_eq(dc_index_equal(ix, other, v, 3, 0, &eq), 0);
-	ck_assert_int_eq(eq, 0);
-	ck_assert_int_eq(dc_index_equal(ix, k, v, 2, 0, &eq), 0);
-	ck_assert_int_eq(eq, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(dc_index_equal(ix, cases[i].keys,
+						cases[i].values, cases[i].n,
+						cases[i].ordered, &eq),
+				 0);
+		ck_assert_msg(eq == cases[i].want, "case %zu: %d", i, eq);
+	}
 	ck_assert_int_eq(dc_index_equal(ix, NULL, v, 3, 0, &eq), DC_INVAL);
 	ck_assert_int_eq(dc_index_equal(NULL, k, v, 3, 0, &eq), DC_INVAL);
 }

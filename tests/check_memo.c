@@ -326,25 +326,6 @@ static dc_cache *open_proto(const char *dir, int proto)
 	return c;
 }
 
-/* Set disk_pickle_protocol in the database, as Python can (-1, 6, a
- * string) and C's setter refuses. */
-static void set_protocol_sql(const char *dir, const char *value)
-{
-	struct dc_buf b = DC_BUF_INIT;
-	struct dc_value v;
-
-	ck_assert_int_eq(
-	    tu_run("sqlite3 '%s/cache.db' \"UPDATE Settings SET value = %s "
-		   "WHERE key = 'disk_pickle_protocol'\"",
-		   dir, value),
-	    0);
-	/* A handle pickles with the protocol read at open, as Python's
-	 * Disk does: reload it, as Python's cache.reset(name). */
-	ck_assert_int_eq(
-	    dc_cache_setting_get(cache, "disk_pickle_protocol", &b, &v), 0);
-	dc_buf_release(&b);
-}
-
 /* At every protocol a Python cache may have: keys are Python's bytes,
  * and stampede pairs (pickled values, text at protocol 0) read back. */
 START_TEST(test_every_protocol)
@@ -443,7 +424,7 @@ START_TEST(test_protocol_setting_from_python)
 	state_init(&st, DC_TYPE_TEXT);
 	o.name = "f";
 	o.flags = DC_MEMO_TYPED;
-	set_protocol_sql(root, "-1");
+	tu_set_pickle_protocol(cache, root, "-1");
 	ck_assert_int_eq(dc_memo_new(cache, &o, fn, &st, &m), 0);
 	ck_assert_int_eq(dc_memo_key(m, args, 5, kw, 2, &buf, &key), 0);
 	h = tu_hex(key.data, key.len);
@@ -451,7 +432,7 @@ START_TEST(test_protocol_setting_from_python)
 	free(h);
 	dc_memo_free(m);
 	for (size_t i = 0; i < ARRAY_N(bad); i++) {
-		set_protocol_sql(root, bad[i]);
+		tu_set_pickle_protocol(cache, root, bad[i]);
 		m = (dc_memo *)1;
 		ck_assert_int_eq(dc_memo_new(cache, &o, fn, &st, &m), DC_INVAL);
 		ck_assert_ptr_null(m);

@@ -568,24 +568,6 @@ START_TEST(test_recipes_at_every_protocol)
 }
 END_TEST
 
-/* Set disk_pickle_protocol as Python can and C's setter refuses. */
-static void set_protocol_sql(const char *dir, const char *value)
-{
-	struct dc_buf b = DC_BUF_INIT;
-	struct dc_value v;
-
-	ck_assert_int_eq(
-	    tu_run("sqlite3 '%s/cache.db' \"UPDATE Settings SET value = %s "
-		   "WHERE key = 'disk_pickle_protocol'\"",
-		   dir, value),
-	    0);
-	/* A handle pickles with the protocol read at open, as Python's
-	 * Disk does: reload it, as Python's cache.reset(name). */
-	ck_assert_int_eq(
-	    dc_cache_setting_get(cache, "disk_pickle_protocol", &b, &v), 0);
-	dc_buf_release(&b);
-}
-
 /* Python's pickle takes a negative protocol as HIGHEST_PROTOCOL (5) and
  * raises ValueError above 5: the recipes that pickle are DC_INVAL then,
  * the others (a semaphore's int, reading an average) still work. */
@@ -598,7 +580,7 @@ START_TEST(test_protocol_negative_and_too_high)
 	unsigned char want[128];
 	double avg;
 
-	set_protocol_sql(root, "-1");
+	tu_set_pickle_protocol(cache, root, "-1");
 	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), 0);
 	assert_stored_pickle(cache, "lock", none5, sizeof(none5));
 	ck_assert_int_eq(dc_averager_add(&a, 0.5), 0);
@@ -607,10 +589,10 @@ START_TEST(test_protocol_negative_and_too_high)
 	ck_assert_int_eq(dc_rlock_acquire(&rl, DC_WAIT_NONE), 0);
 	assert_stored_pickle(cache, "rlock", want,
 			     pk_owner1(want, 5, my_owner()));
-	set_protocol_sql(root, "-2");
+	tu_set_pickle_protocol(cache, root, "-2");
 	ck_assert_int_eq(dc_rlock_release(&rl), 0);
 
-	set_protocol_sql(root, "6");
+	tu_set_pickle_protocol(cache, root, "6");
 	ck_assert_int_eq(dc_lock_release(&l), 0);
 	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), DC_INVAL);
 	ck_assert_int_eq(dc_averager_add(&a, 1), DC_INVAL);
@@ -620,7 +602,7 @@ START_TEST(test_protocol_negative_and_too_high)
 	ck_assert(avg == 0.5);
 	ck_assert_int_eq(dc_semaphore_acquire(&s, 1, DC_WAIT_NONE), 0);
 	ck_assert_int_eq(dc_semaphore_release(&s, 1), 0);
-	set_protocol_sql(root, "'5'");
+	tu_set_pickle_protocol(cache, root, "'5'");
 	ck_assert_int_eq(dc_lock_acquire(&l, DC_WAIT_NONE), DC_INVAL);
 }
 END_TEST

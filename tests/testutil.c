@@ -311,3 +311,18 @@ TCase *tu_tcase(Suite *s, const char *name, void (*setup)(void),
 	suite_add_tcase(s, tc);
 	return tc;
 }
+
+void tu_set_pickle_protocol(dc_cache *cache, const char *dir, const char *sql)
+{
+	struct dc_buf b = DC_BUF_INIT;
+	struct dc_value v;
+
+	ck_assert_int_eq(
+	    tu_run("sqlite3 '%s/cache.db' \"UPDATE Settings SET value = %s "
+		   "WHERE key = 'disk_pickle_protocol'\"",
+		   dir, sql),
+	    0);
+	ck_assert_int_eq(
+	    dc_cache_setting_get(cache, "disk_pickle_protocol", &b, &v), 0);
+	dc_buf_release(&b);
+}

@@ -80,6 +80,12 @@ double tu_mono(void);
  * signals. */
 void tu_sleep(double secs);
 
+/* tu_set_pickle_protocol - write disk_pickle_protocol = @sql (an SQL
+ * literal: -1, 6, '5' ...) into DIR/cache.db behind @cache's back, as
+ * Python can, then reload it into @cache as Python's cache.reset(name)
+ * would (a handle uses what it read at open). */
+void tu_set_pickle_protocol(dc_cache *cache, const char *dir, const char *sql);
+
 /* tu_run_threads - run @fn in @n threads, the i-th with the argument at
  * @args + i * @size (an array of @n elements of @size bytes; @size 0:
  * all share @args), and wait for all of them. */
