@@ -1371,6 +1371,50 @@ START_TEST(test_overwrite_stores_expire_and_tag_exactly)
 }
 END_TEST
 
+/* dc_iter_open(DC_VALUES | DC_FD): inline values come as data, a
+ * file-backed one as a descriptor owned by the caller; expired keys are
+ * skipped; the key is valid after the iterator is closed. */
+START_TEST(test_iter_values_with_fd)
+{
+	char *big = filled(40000, 'z');
+	struct dc_value kb = dc_text("big"), ks = dc_text("small");
+	struct dc_value ke = dc_text("expired");
+	struct dc_value vb = dc_bytes(big, 40000), vs = dc_text("tiny");
+	char back[40000];
+	int seen = 0, fds = 0;
+	dc_iter *it;
+
+	ck_assert_int_eq(dc_cache_set(g_cache, &kb, &vb, DC_NO_EXPIRE, NULL, 0),
+			 0);
+	ck_assert_int_eq(dc_cache_set(g_cache, &ke, &vs, -1, NULL, 0), 0);
+	ck_assert_int_eq(dc_cache_set(g_cache, &ks, &vs, DC_NO_EXPIRE, NULL, 0),
+			 0);
+	ck_assert_int_eq(dc_iter_open(g_cache, DC_VALUES | DC_FD, NULL, 0, &it),
+			 0);
+	while (dc_iter_next(it, &g_buf, &g_item) == 0) {
+		seen++;
+		if (g_item.fd >= 0) {
+			fds++;
+			ck_assert_mem_eq(g_item.key.data, "big", 4);
+			ck_assert_int_eq(
+			    pread(g_item.fd, back, sizeof(back), 0), 40000);
+			ck_assert_mem_eq(back, big, 40000);
+			close(g_item.fd);
+		} else {
+			ck_assert_mem_eq(g_item.key.data, "small", 6);
+			ck_assert_uint_eq(g_item.value.len, 4);
+			ck_assert_mem_eq(g_item.value.data, "tiny", 4);
+		}
+	}
+	dc_iter_close(it);
+	ck_assert_int_eq(seen, 2);
+	ck_assert_int_eq(fds, 1);
+	/* The last item's key lives in g_buf, not in the closed iterator. */
+	ck_assert_mem_eq(g_item.key.data, "small", 6);
+	free(big);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Suite                                                              */
 /* ------------------------------------------------------------------ */
@@ -1443,6 +1487,7 @@ Suite *api2_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_overwrite_stores_expire_and_tag_exactly);
+	tcase_add_test(tc, test_iter_values_with_fd);
 	suite_add_tcase(s, tc);
 	return s;
 }
