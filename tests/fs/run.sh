@@ -761,9 +761,20 @@ for i in range(30):
 	pids+=($!)
 	for i in 1 2; do
 		"$PY" - "$M/shared" <<'EOF2' &
-import sys
+import errno, sys
+# An open racing a replace may get ESTALE twice (the kernel retries once,
+# docs/fs.md): the program retries; what it reads must never be torn.
+stale = 0
 for n in range(150):
-    with open(sys.argv[1], 'rb') as f:
+    while True:
+        try:
+            f = open(sys.argv[1], 'rb')
+            break
+        except OSError as e:
+            if e.errno != errno.ESTALE or stale >= 50:
+                raise
+            stale += 1
+    with f:
         data = f.read()
     if len(data) != 60000 or data != data[:1] * 60000 or data[:1] not in b'ABPQ':
         sys.exit('read %d: %d bytes, %r...' % (n, len(data), data[:8]))
