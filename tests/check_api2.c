@@ -103,16 +103,6 @@ static void teardown(void)
 /* Helpers                                                            */
 /* ------------------------------------------------------------------ */
 
-static char *filled(size_t n, int c)
-{
-	char *p = malloc(n + 1);
-
-	ck_assert_ptr_nonnull(p);
-	memset(p, c, n);
-	p[n] = '\0';
-	return p;
-}
-
 static int put(struct dc_value key, struct dc_value value)
 {
 	return dc_cache_set(g_cache, &key, &value, DC_NO_EXPIRE, NULL, 0);
@@ -333,7 +323,7 @@ static void key_in_shard(int shard, const char * not, char out[16])
 
 START_TEST(test_novalue_reports_stored_type_and_number)
 {
-	char *big = filled(40000, 'b');
+	char *big = tu_filled(40000, 'b');
 	static const unsigned char pk[] = { 0x80, 0x05, 0x4e, 0x2e };
 
 	ck_assert_int_eq(put(dc_text("i"), dc_int(-42)), 0);
@@ -401,7 +391,7 @@ END_TEST
 
 START_TEST(test_fd_reports_type_of_file_backed_values)
 {
-	char *big = filled(40000, 'x');
+	char *big = tu_filled(40000, 'x');
 	char *got;
 	ssize_t n;
 
@@ -447,7 +437,7 @@ END_TEST
 
 START_TEST(test_iteration_reports_stored_type_and_number)
 {
-	char *big = filled(40000, 'y');
+	char *big = tu_filled(40000, 'y');
 	struct {
 		enum dc_type type;
 		int64_t i;
@@ -610,7 +600,7 @@ END_TEST
 
 START_TEST(test_rename_of_file_backed_value_keeps_its_file)
 {
-	char *big = filled(40000, 'f');
+	char *big = tu_filled(40000, 'f');
 	char *p1, *p2;
 	ino_t ino;
 
@@ -638,7 +628,7 @@ END_TEST
 
 START_TEST(test_rename_onto_existing_key_replaces_it_and_cleans_its_file)
 {
-	char *big = filled(40000, 'o');
+	char *big = tu_filled(40000, 'o');
 	char *old;
 
 	ck_assert_int_eq(put(dc_text("src"), dc_text("mine")), 0);
@@ -685,7 +675,7 @@ END_TEST
 
 START_TEST(test_rename_add_onto_expired_key_replaces_it)
 {
-	char *big = filled(40000, 'e');
+	char *big = tu_filled(40000, 'e');
 	char *old;
 
 	ck_assert_int_eq(put(dc_text("a"), dc_int(1)), 0);
@@ -742,7 +732,7 @@ END_TEST
 
 START_TEST(test_rename_across_shards_moves_the_file_and_python_reads_it)
 {
-	char *big = filled(40000, 'm');
+	char *big = tu_filled(40000, 'm');
 	char a[16], b[16], dba[32], dbb[32], *pa, *pb, *cnt;
 	int sa, sb;
 	ino_t ino;
@@ -828,7 +818,7 @@ END_TEST
 
 START_TEST(test_rename_across_shards_replaces_target_and_honours_add)
 {
-	char *big = filled(40000, 'r');
+	char *big = tu_filled(40000, 'r');
 	char a[16], b[16], dbb[32], *pb;
 	int sa, sb;
 
@@ -859,7 +849,7 @@ END_TEST
 
 START_TEST(test_rename_across_shards_rolls_back_with_the_caller)
 {
-	char *big = filled(40000, 'c');
+	char *big = tu_filled(40000, 'c');
 	char a[16], b[16], dba[32], *pa, *pa2;
 	int sa, sb;
 	ino_t ino;
@@ -974,7 +964,7 @@ END_TEST
 
 START_TEST(test_set_meta_changes_tag_only)
 {
-	char *big = filled(40000, 't');
+	char *big = tu_filled(40000, 't');
 	char *p1, *p2, *before, *after;
 	uint64_t n = 0;
 
@@ -1376,7 +1366,7 @@ END_TEST
  * skipped; the key is valid after the iterator is closed. */
 START_TEST(test_iter_values_with_fd)
 {
-	char *big = filled(40000, 'z');
+	char *big = tu_filled(40000, 'z');
 	struct dc_value kb = dc_text("big"), ks = dc_text("small");
 	struct dc_value ke = dc_text("expired");
 	struct dc_value vb = dc_bytes(big, 40000), vs = dc_text("tiny");

@@ -105,16 +105,6 @@ static void reopen(const struct dc_setting *settings, size_t n)
 /* Small helpers                                                      */
 /* ------------------------------------------------------------------ */
 
-static char *filled(size_t n, int c)
-{
-	char *p = malloc(n + 1);
-
-	ck_assert_ptr_nonnull(p);
-	memset(p, c, n);
-	p[n] = '\0';
-	return p;
-}
-
 static int put(struct dc_value key, struct dc_value value)
 {
 	return dc_cache_set(g_cache, &key, &value, DC_NO_EXPIRE, NULL, 0);
@@ -533,7 +523,7 @@ START_TEST(test_open_time_settings_are_written_for_later_openers)
 		{ "size_limit", dc_int(12345) },
 		{ "cull_limit", dc_int(3) },
 	};
-	char *big = filled(40000, 'b');
+	char *big = tu_filled(40000, 'b');
 	dc_cache *other = NULL;
 
 	reopen(s1, ARRAY_SIZE(s1));
@@ -595,7 +585,7 @@ END_TEST
 
 START_TEST(test_open_of_a_garbage_database_is_corrupt)
 {
-	char *sub, *db, *junk = filled(8192, 'j');
+	char *sub, *db, *junk = tu_filled(8192, 'j');
 	dc_cache *c = (dc_cache *)&sub;
 
 	ck_assert_int_ge(asprintf(&sub, "%s/junk", g_dir), 0);
@@ -685,7 +675,7 @@ END_TEST
 
 START_TEST(test_setting_set_min_file_size_changes_later_writes)
 {
-	char *data = filled(2000, 'm');
+	char *data = tu_filled(2000, 'm');
 
 	ck_assert_int_eq(put(dc_int(0), dc_bytes(data, 2000)), 0);
 	ck_assert_int_eq(tu_count_files(g_dir), 0);
@@ -837,7 +827,7 @@ END_TEST
 START_TEST(test_new_directories_are_0700_and_value_files_0600)
 {
 	char *sub, *path;
-	char *big = filled(40000, 'q');
+	char *big = tu_filled(40000, 'q');
 	mode_t old = umask(022);
 	struct stat st;
 
@@ -869,7 +859,7 @@ START_TEST(test_dir_mode_option_sets_directory_and_file_modes)
 {
 	struct dc_options o = { 0 };
 	char *sub, *path;
-	char *big = filled(40000, 'q');
+	char *big = tu_filled(40000, 'q');
 	mode_t old = umask(022);
 	struct stat st;
 
@@ -1027,9 +1017,9 @@ END_TEST
 
 START_TEST(test_large_values_go_to_value_files_with_diskcache_modes)
 {
-	char *x = filled(40000, 'x');
-	char *y = filled(40000, 'y');
-	char *pk = filled(40000, 'p');
+	char *x = tu_filled(40000, 'x');
+	char *y = tu_filled(40000, 'y');
+	char *pk = tu_filled(40000, 'p');
 	char *rows, *line, *save = NULL;
 	int n = 0;
 
@@ -1090,8 +1080,8 @@ START_TEST(test_text_threshold_counts_code_points)
 {
 	size_t n = 20000;
 	char *e = malloc(2 * n + 1);
-	char *x = filled(32768, 'x');
-	char *y = filled(32768, 'y');
+	char *x = tu_filled(32768, 'x');
+	char *y = tu_filled(32768, 'y');
 
 	ck_assert_ptr_nonnull(e);
 	for (size_t i = 0; i < n; i++)
@@ -1124,7 +1114,7 @@ END_TEST
 
 START_TEST(test_text_value_with_invalid_utf8_is_inval)
 {
-	char *big = filled(40000, 'a');
+	char *big = tu_filled(40000, 'a');
 
 	ck_assert_int_eq(put(dc_int(0), dc_text("ab\xff")), DC_INVAL);
 	ck_assert_int_eq(put(dc_int(0), dc_text("\xc3")), DC_INVAL);
@@ -1332,7 +1322,7 @@ END_TEST
 
 START_TEST(test_overwrite_sequence_removes_old_value_file)
 {
-	char *big = filled(1 << 16, 'L');
+	char *big = tu_filled(1 << 16, 'L');
 	int fd;
 	size_t len;
 	char *data;
@@ -1410,7 +1400,7 @@ END_TEST
 
 START_TEST(test_novalue_reports_metadata_without_counting_stats)
 {
-	char *big = filled(40000, 'n');
+	char *big = tu_filled(40000, 'n');
 	uint64_t hits = 99, misses = 99;
 
 	ck_assert_int_eq(
@@ -1491,8 +1481,8 @@ END_TEST
 
 START_TEST(test_fd_keeps_reading_old_bytes_after_replace_and_delete)
 {
-	char *a = filled(40000, 'a');
-	char *b = filled(40000, 'b');
+	char *a = tu_filled(40000, 'a');
+	char *b = tu_filled(40000, 'b');
 	int fd1, fd2, flags;
 	size_t len;
 	char *data;
@@ -1543,7 +1533,7 @@ END_TEST
 
 START_TEST(test_fd_of_file_backed_text_reads_its_utf8)
 {
-	char *x = filled(40000, 'x');
+	char *x = tu_filled(40000, 'x');
 	size_t len;
 	char *data;
 
@@ -1562,7 +1552,7 @@ END_TEST
 
 START_TEST(test_get_of_vanished_value_file_is_a_miss)
 {
-	char *big = filled(40000, 'v');
+	char *big = tu_filled(40000, 'v');
 	char *path;
 	uint64_t hits = 9, misses = 9;
 
@@ -1585,7 +1575,7 @@ END_TEST
 
 START_TEST(test_pop_of_vanished_value_file_is_notfound_and_drops_row)
 {
-	char *big = filled(40000, 'v');
+	char *big = tu_filled(40000, 'v');
 	char *path;
 
 	ck_assert_int_eq(put(dc_int(0), dc_bytes(big, 40000)), 0);
@@ -1697,8 +1687,8 @@ END_TEST
 START_TEST(test_add_of_large_value_keeps_the_first_and_no_extra_file)
 {
 	size_t n = 4 << 16;
-	char *v1 = filled(n, '1');
-	char *v2 = filled(2 * n, '2');
+	char *v1 = tu_filled(n, '1');
+	char *v2 = tu_filled(2 * n, '2');
 	struct dc_value key = dc_bytes("test-key", 8);
 
 	ck_assert_int_eq(add_x(key, dc_bytes(v1, n), DC_NO_EXPIRE), 0);
@@ -1736,7 +1726,7 @@ END_TEST
 
 START_TEST(test_pop_returns_value_and_metadata)
 {
-	char *s = filled(1 << 20, '0');
+	char *s = tu_filled(1 << 20, '0');
 	int64_t zero = 0;
 
 	ck_assert_int_eq(incr(dc_text("alpha"), 1, &zero, NULL), 0);
@@ -1778,7 +1768,7 @@ END_TEST
 
 START_TEST(test_pop_with_fd_keeps_reading_after_the_file_is_gone)
 {
-	char *big = filled(40000, 'p');
+	char *big = tu_filled(40000, 'p');
 	size_t len;
 	char *data;
 
@@ -1798,7 +1788,7 @@ END_TEST
 
 START_TEST(test_deleting_all_file_backed_items_removes_value_dirs)
 {
-	char *big = filled(40000, 0);
+	char *big = tu_filled(40000, 0);
 	int start = count_entries(g_dir);
 
 	for (int i = 0; i < 10; i++)
@@ -1817,7 +1807,7 @@ START_TEST(test_getsetdel_roundtrip_of_values_then_keys)
 	size_t n = 1 << 16;
 	char *hello = malloc(5 * n + 1);
 	char *world = malloc(5 * n);
-	char *tuple = filled(n + 20, 'N'); /* stands for a big pickle */
+	char *tuple = tu_filled(n + 20, 'N'); /* stands for a big pickle */
 	struct dc_value vals[8];
 	size_t i, nvals;
 
@@ -1908,7 +1898,7 @@ END_TEST
 START_TEST(test_set_fd_reads_a_pipe_to_its_end)
 {
 	int p[2];
-	char *data = filled(100000, 'z');
+	char *data = tu_filled(100000, 'z');
 	pid_t pid;
 	int status;
 
@@ -1978,7 +1968,7 @@ END_TEST
  * bytes of @c; its path goes to @path.  Returns its inode number. */
 static ino_t mkstemp_filled(char *path, size_t size, size_t len, int c)
 {
-	char *data = filled(len, c);
+	char *data = tu_filled(len, c);
 	struct stat st;
 	int fd;
 
@@ -1998,7 +1988,7 @@ START_TEST(test_set_file_adopts_the_file_without_copying)
 	ino_t ino;
 	struct stat st;
 	size_t len;
-	char *data, *expect = filled(100000, 'f');
+	char *data, *expect = tu_filled(100000, 'f');
 
 	ino = mkstemp_filled(path, sizeof(path), 100000, 'f');
 	/* The temporary file lives inside the cache directory. */
@@ -2143,7 +2133,7 @@ END_TEST
 
 START_TEST(test_copied_directory_keeps_small_and_large_values)
 {
-	char *big = filled(1 << 16, 'c');
+	char *big = tu_filled(1 << 16, 'c');
 	char *src, *copy;
 	dc_cache *c = NULL;
 	struct dc_item item;
@@ -2346,7 +2336,7 @@ END_TEST
 
 START_TEST(test_value_file_creation_failure_returns_errno_and_no_row)
 {
-	char *sub, *big = filled(40000, 'w');
+	char *sub, *big = tu_filled(40000, 'w');
 	int rc;
 
 	dc_cache_close(g_cache);
@@ -2539,7 +2529,7 @@ END_TEST
 
 START_TEST(test_incr_of_a_non_number_is_type_and_changes_nothing)
 {
-	char *big = filled(40000, '1');
+	char *big = tu_filled(40000, '1');
 	int64_t zero = 0;
 
 	ck_assert_int_eq(put(dc_text("t"), dc_text("abc")), 0);
@@ -2805,7 +2795,7 @@ END_TEST
 START_TEST(test_push_pull_of_a_large_value)
 {
 	size_t n = 4 << 18;
-	char *v = filled(n, 't');
+	char *v = tu_filled(n, 't');
 
 	ck_assert_int_eq(push(dc_bytes(v, n), NULL, 0, NULL), 0);
 	ck_assert_int_eq(pull(NULL, 0), 0);
@@ -2823,7 +2813,7 @@ END_TEST
 START_TEST(test_push_peek_of_a_large_value_keeps_its_file)
 {
 	size_t n = 4 << 18;
-	char *v = filled(n, 't');
+	char *v = tu_filled(n, 't');
 
 	ck_assert_int_eq(push(dc_bytes(v, n), NULL, 0, NULL), 0);
 	ck_assert_int_eq(peek(NULL, 0), 0);
@@ -2840,7 +2830,7 @@ END_TEST
 
 START_TEST(test_pull_with_fd_returns_a_descriptor)
 {
-	char *v = filled(40000, 'd');
+	char *v = tu_filled(40000, 'd');
 	size_t len;
 	char *data;
 
@@ -2859,8 +2849,8 @@ END_TEST
 
 START_TEST(test_pull_skips_an_item_whose_file_vanished)
 {
-	char *a = filled(40000, 'a');
-	char *b = filled(40000, 'b');
+	char *a = tu_filled(40000, 'a');
+	char *b = tu_filled(40000, 'b');
 	char *path;
 
 	ck_assert_int_eq(push(dc_bytes(a, 40000), NULL, 0, NULL), 0);
@@ -2909,7 +2899,7 @@ END_TEST
 
 START_TEST(test_peekitem_returns_file_backed_values)
 {
-	char *v = filled(40000, 'i');
+	char *v = tu_filled(40000, 'i');
 
 	ck_assert_int_eq(put(dc_text("a"), dc_bytes(v, 40000)), 0);
 	ck_assert_int_eq(put(dc_text("b"), dc_text("small")), 0);
@@ -3293,7 +3283,7 @@ END_TEST
 
 START_TEST(test_iteration_reports_metadata_but_not_the_value)
 {
-	char *big = filled(40000, 'm');
+	char *big = tu_filled(40000, 'm');
 	dc_iter *it = NULL;
 
 	ck_assert_int_eq(
@@ -3428,7 +3418,7 @@ START_TEST(test_least_recently_stored_eviction_sequence)
 		"8,9,10,11,12,13",
 	};
 	size_t m = 1000000;
-	char *million = filled(4 * m, 'x');
+	char *million = tu_filled(4 * m, 'x');
 	char out[256];
 
 	reopen(s, ARRAY_SIZE(s));
@@ -3473,7 +3463,7 @@ START_TEST(test_least_recently_used_eviction_keeps_the_keys_read)
 		{ "cull_limit", dc_int(5) },
 	};
 	size_t m = 1000000;
-	char *million = filled(m, 'x');
+	char *million = tu_filled(m, 'x');
 	static const int reads[] = { 0, 1, 7, 8, 9 };
 	char out[256];
 
@@ -3500,7 +3490,7 @@ START_TEST(test_least_frequently_used_eviction_keeps_frequent_keys)
 		{ "cull_limit", dc_int(5) },
 	};
 	size_t m = 1000000;
-	char *million = filled(m, 'x');
+	char *million = tu_filled(m, 'x');
 	static const int keys[] = { 0, 1, 7, 8, 9 };
 	char out[256];
 
@@ -3525,7 +3515,7 @@ START_TEST(test_cull_of_value_files_brings_volume_under_the_limit)
 		{ "cull_limit", dc_int(0) },
 		{ "size_limit", dc_int(30 * 32768) },
 	};
-	char *v = filled(3 * 32768, 'f');
+	char *v = tu_filled(3 * 32768, 'f');
 	uint64_t count = 0;
 	char out[256];
 
@@ -3640,7 +3630,7 @@ END_TEST
 START_TEST(test_expire_at_zero_uses_the_current_time)
 {
 	struct dc_setting s[] = { { "cull_limit", dc_int(0) } };
-	char *big = filled(40000, 'e');
+	char *big = tu_filled(40000, 'e');
 	uint64_t n = 0;
 
 	reopen(s, 1);
@@ -3706,7 +3696,7 @@ END_TEST
 
 START_TEST(test_clear_removes_every_key_and_value_file)
 {
-	char *big = filled(40000, 'c');
+	char *big = tu_filled(40000, 'c');
 	int start = count_entries(g_dir);
 	uint64_t n = 0;
 
@@ -3730,7 +3720,7 @@ END_TEST
 
 START_TEST(test_volume_is_pages_plus_value_file_bytes)
 {
-	char *big = filled(100000, 'v');
+	char *big = tu_filled(100000, 'v');
 	long pages;
 	uint64_t v;
 
@@ -3802,7 +3792,7 @@ END_TEST
 
 START_TEST(test_check_fix_repairs_files_sizes_and_metadata)
 {
-	char *blob = filled(40000, 'a');
+	char *blob = tu_filled(40000, 'a');
 	struct dc_value keys[] = {
 		dc_int(0),       dc_int(1),        dc_int(1234),
 		dc_float(56.78), dc_text("hello"), dc_bytes("world", 5),
@@ -3901,7 +3891,7 @@ END_TEST
 
 START_TEST(test_check_ignores_database_side_files)
 {
-	char *big = filled(40000, 's');
+	char *big = tu_filled(40000, 's');
 
 	ck_assert_int_eq(put(dc_int(0), dc_bytes(big, 40000)), 0);
 	/* cache.db-wal and cache.db-shm exist while the handle is open. */
@@ -3939,7 +3929,7 @@ END_TEST
  * tampered filename column points to. */
 static char *unsafe_setup(char **outside)
 {
-	char *sub, *big = filled(40000, 'o');
+	char *sub, *big = tu_filled(40000, 'o');
 
 	ck_assert_int_ge(asprintf(&sub, "%s/c", g_dir), 0);
 	ck_assert_int_ge(asprintf(outside, "%s/outside.val", g_dir), 0);
@@ -4109,7 +4099,7 @@ END_TEST
 
 START_TEST(test_rollback_leaves_no_row_and_no_value_file)
 {
-	char *big = filled(40000, 'r');
+	char *big = tu_filled(40000, 'r');
 
 	ck_assert_int_eq(put(dc_text("keep"), dc_bytes(big, 40000)), 0);
 	ck_assert_int_eq(dc_cache_begin(g_cache, 0), 0);
@@ -4155,7 +4145,7 @@ END_TEST
 
 START_TEST(test_commit_unlinks_the_files_overwritten_inside)
 {
-	char *big = filled(40000, 'o');
+	char *big = tu_filled(40000, 'o');
 
 	ck_assert_int_eq(put(dc_int(0), dc_bytes(big, 40000)), 0);
 	ck_assert_int_eq(dc_cache_begin(g_cache, 0), 0);
@@ -4246,7 +4236,7 @@ static void reopen_with_timeout(double timeout)
 START_TEST(test_set_under_a_foreign_lock_times_out_and_removes_its_file)
 {
 	struct tu_lock l;
-	char *big = filled(1 << 20, 'b');
+	char *big = tu_filled(1 << 20, 'b');
 	char path[4096];
 	int64_t zero = 0;
 	uint64_t n = 99;

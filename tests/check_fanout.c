@@ -93,16 +93,6 @@ static void teardown(void)
 /* Helpers                                                            */
 /* ------------------------------------------------------------------ */
 
-static char *filled(size_t n, int c)
-{
-	char *p = malloc(n + 1);
-
-	ck_assert_ptr_nonnull(p);
-	memset(p, c, n);
-	p[n] = '\0';
-	return p;
-}
-
 static int exists(const char *path)
 {
 	struct stat st;
@@ -629,7 +619,7 @@ END_TEST
 START_TEST(test_keys_are_stored_in_the_shard_they_hash_to)
 {
 	int expect[8] = { 0 };
-	char *big = filled(40000, 'S');
+	char *big = tu_filled(40000, 'S');
 
 	for (int i = 0; i < 100; i++) {
 		ck_assert_int_eq(put(dc_int(i * 1000003), dc_int(i)), 0);
@@ -885,7 +875,7 @@ END_TEST
 
 START_TEST(test_fanout_len_and_volume_are_sums_over_shards)
 {
-	char *big = filled(40000, 'V');
+	char *big = tu_filled(40000, 'V');
 	uint64_t len = 0, vol = 0;
 
 	for (int i = 0; i < 100; i++)
@@ -915,7 +905,7 @@ END_TEST
 
 START_TEST(test_fanout_check_reports_and_fixes_every_shard)
 {
-	char *big = filled(40000, 'c');
+	char *big = tu_filled(40000, 'c');
 	char *db, *rel, *path;
 	struct tu_warnings w;
 
@@ -949,7 +939,7 @@ END_TEST
 
 START_TEST(test_fanout_cull_brings_each_shard_under_its_limit)
 {
-	char *v = filled(3 * 32768, 'f');
+	char *v = tu_filled(3 * 32768, 'f');
 	uint64_t n = 0;
 
 	ck_assert_int_eq(
@@ -990,7 +980,7 @@ END_TEST
 
 START_TEST(test_fanout_copied_tree_keeps_every_value)
 {
-	char *big = filled(40000, 'T');
+	char *big = tu_filled(40000, 'T');
 	char *copy;
 	dc_cache *c = NULL;
 	struct dc_item item;

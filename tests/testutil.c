@@ -326,3 +326,13 @@ void tu_set_pickle_protocol(dc_cache *cache, const char *dir, const char *sql)
 	    dc_cache_setting_get(cache, "disk_pickle_protocol", &b, &v), 0);
 	dc_buf_release(&b);
 }
+
+char *tu_filled(size_t n, int c)
+{
+	char *p = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(p);
+	memset(p, c, n);
+	p[n] = '\0';
+	return p;
+}

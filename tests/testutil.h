@@ -34,6 +34,9 @@ const char *tu_path(const char *dir, const char *rel);
  * not start with "cache.db". */
 int tu_count_files(const char *dir);
 
+/* tu_filled - @n bytes of @c and a NUL, malloc'd (the caller frees). */
+char *tu_filled(size_t n, int c);
+
 /* tu_run - run a shell command, return its exit status (-1 on error). */
 int tu_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
